@@ -1,0 +1,53 @@
+# headnat: two commands on a new machine, both as root:
+#   make lab    the local two-AZ lab: NAT, failover and tailnet access, live
+#   make test   everything, real-kernel tests included
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+export CHECKPOINT_DISABLE := 1
+
+# Debian packages the tests and the lab need (command:package).
+DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
+	curl:curl ping:iputils-ping
+
+.PHONY: all build deps tools test test-unit vet lab bench-dataplane bench-failover clean
+
+all: build
+
+deps:
+	@missing=""; for pair in $(DEB_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+$(BIN)/ec2-metadata-mock: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o $(BIN)/ github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock
+
+tools: $(BIN)/ec2-metadata-mock
+
+vet:
+	$(GO) vet ./...
+
+test: deps tools build vet
+	HEADNAT_BIN=$(BIN) $(GO) test -count=1 -timeout 40m ./...
+
+lab: deps tools build
+	$(BIN)/headnat-lab demo
+
+bench-dataplane: deps build
+	$(GO) run ./bench/dataplane -out docs/BENCHMARKS.md
+
+bench-failover: deps tools build
+	$(GO) run ./bench/failover -out docs/BENCHMARKS.md
+
+clean:
+	rm -rf $(BIN)
