@@ -1,0 +1,153 @@
+// Package api holds the wire types served by the agent's HTTP server (/healthz, /status) and
+// read back by peers and the `headnat status` command. Plain data with json tags only.
+package api
+
+import (
+	"net/url"
+	"time"
+)
+
+// HTTP paths served by agent/server.
+const (
+	PathHealthz = "/healthz"
+	PathStatus  = "/status"
+	PathMetrics = "/metrics"
+)
+
+// Healthz is what /healthz answers: 200 when Healthy, 503 (same JSON body) when not.
+type Healthz struct {
+	Instance   string    `json:"instance"`
+	AZ         string    `json:"az"`
+	Healthy    bool      `json:"healthy"`
+	Reasons    []string  `json:"reasons,omitempty"` // why unhealthy (or "ok")
+	Draining   bool      `json:"draining"`
+	LaunchTime time.Time `json:"launch_time"`
+	Tables     []string  `json:"tables"` // route tables that currently target me
+	Version    string    `json:"version"`
+}
+
+// Paths a peer was last reached over (PeerStatus.Via).
+const (
+	ViaVPC     = "vpc"
+	ViaTailnet = "tailnet"
+	ViaNone    = "none"
+)
+
+// PeerStatus is one peer as this agent sees it.
+type PeerStatus struct {
+	ID        string    `json:"id"`
+	AZ        string    `json:"az"`
+	ENI       string    `json:"eni"`
+	PrivateIP string    `json:"private_ip"`
+	Healthy   bool      `json:"healthy"` // after rise/fall over the VPC path
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"` // last VPC-path probe error
+	Via       string    `json:"via"`                  // ViaVPC, ViaTailnet or ViaNone
+	// TailnetReachable: the VPC path failed but the tailnet path answered (partitioned, not dead).
+	TailnetReachable bool      `json:"tailnet_reachable"`
+	Draining         bool      `json:"draining"`
+	LaunchTime       time.Time `json:"launch_time,omitzero"`
+}
+
+// Route table states (TableStatus.State).
+const (
+	RouteActive    = "active"
+	RouteBlackhole = "blackhole"
+	RouteMissing   = "missing"
+)
+
+// TableStatus is one managed route table and its default route.
+type TableStatus struct {
+	ID              string    `json:"id"`
+	HomeAZ          string    `json:"home_az"`
+	TargetInstance  string    `json:"target_instance,omitempty"`
+	TargetENI       string    `json:"target_eni,omitempty"`
+	State           string    `json:"state"` // RouteActive, RouteBlackhole or RouteMissing
+	PreferredOwner  string    `json:"preferred_owner,omitempty"`
+	PreferredReason string    `json:"preferred_reason,omitempty"`
+	HeldSince       time.Time `json:"held_since,omitzero"` // since when the current target holds it
+}
+
+// Decision is one route write (or dry-run) the agent made, with why.
+type Decision struct {
+	Time      time.Time `json:"time"`
+	Table     string    `json:"table"`
+	Kind      string    `json:"kind"` // e.g. take-over, fail-back, drain
+	Target    string    `json:"target"`
+	TargetENI string    `json:"target_eni,omitempty"`
+	Reason    string    `json:"reason"`
+	Result    string    `json:"result"` // e.g. ok, error, dry-run
+	Error     string    `json:"error,omitempty"`
+}
+
+// Finding is one data-plane problem found by the verifier.
+type Finding struct {
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+// Duration marshals as a Go duration string ("200ms").
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ConfigSummary is the non-secret part of the agent's configuration. It must never carry auth
+// keys, API keys or credentials; URLs go through SafeURL.
+type ConfigSummary struct {
+	Cluster        string   `json:"cluster"`
+	Region         string   `json:"region,omitempty"`
+	VPCID          string   `json:"vpc_id,omitempty"`
+	VPCCIDRs       []string `json:"vpc_cidrs,omitempty"`
+	ListenAddr     string   `json:"listen_addr,omitempty"`
+	PeerPort       int      `json:"peer_port,omitempty"`
+	ProbeInterval  Duration `json:"probe_interval"`
+	ProbeTimeout   Duration `json:"probe_timeout"`
+	Rise           int      `json:"rise"`
+	Fall           int      `json:"fall"`
+	FailbackAfter  Duration `json:"failback_after"`
+	EgressTargets  []string `json:"egress_targets,omitempty"`
+	EgressK        int      `json:"egress_k,omitempty"`
+	TailnetEnabled bool     `json:"tailnet_enabled"`
+	HeadscaleURL   string   `json:"headscale_url,omitempty"` // through SafeURL
+	DryRun         bool     `json:"dry_run"`
+}
+
+// Status is the whole view served on /status.
+type Status struct {
+	Time      time.Time     `json:"time"`
+	Self      Healthz       `json:"self"`
+	Peers     []PeerStatus  `json:"peers"`
+	Tables    []TableStatus `json:"tables"`
+	Decisions []Decision    `json:"decisions"` // most recent last
+	Findings  []Finding     `json:"findings"`
+	Config    ConfigSummary `json:"config"`
+}
+
+// SafeURL drops user info, query and fragment from a URL so that it can be shown. A string that
+// does not parse as a URL is replaced by a placeholder rather than echoed.
+func SafeURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(invalid url)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
+}
