@@ -10,12 +10,12 @@ import (
 
 func TestSafeURL(t *testing.T) {
 	cases := map[string]string{
-		"":                                       "",
-		"https://hs.example.test":                "https://hs.example.test",
-		"https://user:s3cret@hs.example.test/x":  "https://hs.example.test/x",
+		"":                                      "",
+		"https://hs.example.test":               "https://hs.example.test",
+		"https://user:s3cret@hs.example.test/x": "https://hs.example.test/x",
 		"http://hs.example.test:8080/?key=s3cret": "http://hs.example.test:8080/",
-		"https://hs.example.test/#frag":          "https://hs.example.test/",
-		"http://[::1]:namedport":                 "(invalid url)",
+		"https://hs.example.test/#frag":           "https://hs.example.test/",
+		"http://[::1]:namedport":                  "(invalid url)",
 	}
 	for in, want := range cases {
 		if got := SafeURL(in); got != want {
