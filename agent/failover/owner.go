@@ -1,0 +1,96 @@
+package failover
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// PreferredOwner is the best-ranked healthy, non-draining instance for t, and why. When a
+// partitioned peer ranks above it, DefersTo names that peer and nobody on this side writes.
+// The result does not depend on the order of instances.
+func PreferredOwner(t Table, instances []Instance) Owner {
+	var o Owner
+	best, ok := top(t, instances, Instance.candidate)
+	if ok {
+		o = Owner{InstanceID: best.ID, Reason: rankReason(t, best, instances)}
+	} else {
+		o.Reason = "no healthy, non-draining instance"
+	}
+	// Healthy instances are alive too, so the best alive one is either best or ranks above it.
+	if alive, ok := top(t, instances, Instance.alive); ok && alive.ID != o.InstanceID {
+		o.DefersTo = alive.ID
+		o.Reason += fmt.Sprintf("; partitioned %s ranks higher and claims the table from its side", alive.ID)
+	}
+	return o
+}
+
+// candidate: may be preferred.
+func (in Instance) candidate() bool { return in.Healthy && !in.Draining }
+
+// alive: carries traffic as far as the viewer can tell (healthy, or partitioned from the viewer).
+func (in Instance) alive() bool { return !in.Draining && (in.Healthy || in.TailnetReachable) }
+
+func inHome(t Table, in Instance) bool { return t.HomeAZ != "" && in.AZ == t.HomeAZ }
+
+// top is the best-ranked instance among those that pass keep.
+func top(t Table, instances []Instance, keep func(Instance) bool) (Instance, bool) {
+	var best Instance
+	found := false
+	for _, in := range instances {
+		if keep(in) && (!found || outranks(t, in, best)) {
+			best, found = in, true
+		}
+	}
+	return best, found
+}
+
+// outranks: a is preferred over b for t. A total order on distinct ids: home AZ first, there
+// oldest launch then id; elsewhere highest rendezvous weight then id.
+func outranks(t Table, a, b Instance) bool {
+	if ah, bh := inHome(t, a), inHome(t, b); ah != bh {
+		return ah
+	} else if ah {
+		if !a.LaunchTime.Equal(b.LaunchTime) {
+			return a.LaunchTime.Before(b.LaunchTime)
+		}
+		return a.ID < b.ID
+	}
+	if wa, wb := weight(t.ID, a.ID), weight(t.ID, b.ID); wa != wb {
+		return wa > wb
+	}
+	return a.ID < b.ID
+}
+
+// weight is the rendezvous (highest-random-weight) hash of a table and an instance: stable
+// across agents, versions and platforms.
+func weight(tableID, instanceID string) uint64 {
+	sum := sha256.Sum256([]byte(tableID + "\x00" + instanceID))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+func rankReason(t Table, best Instance, instances []Instance) string {
+	if inHome(t, best) {
+		n := count(instances, func(in Instance) bool { return in.candidate() && inHome(t, in) })
+		if n > 1 {
+			return fmt.Sprintf("healthy in home AZ %s, oldest of %d there", t.HomeAZ, n)
+		}
+		return fmt.Sprintf("healthy in home AZ %s", t.HomeAZ)
+	}
+	n := count(instances, Instance.candidate)
+	where := "table has no home AZ"
+	if t.HomeAZ != "" {
+		where = fmt.Sprintf("no healthy, non-draining instance in home AZ %s", t.HomeAZ)
+	}
+	return fmt.Sprintf("%s; healthy in %s with the highest rendezvous weight of %d healthy instances", where, best.AZ, n)
+}
+
+func count(instances []Instance, keep func(Instance) bool) int {
+	n := 0
+	for _, in := range instances {
+		if keep(in) {
+			n++
+		}
+	}
+	return n
+}
