@@ -1,0 +1,195 @@
+package failover
+
+import (
+	"fmt"
+	"math/rand"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// randomSnapshot: 1-6 instances over 1-4 AZs with random health, draining and partitions,
+// and 1-6 tables homed anywhere (also where no instance is) with random routes.
+func randomSnapshot(r *rand.Rand) ([]Instance, []Table) {
+	azs := []string{"az-a", "az-b", "az-c", "az-d"}[:1+r.Intn(4)]
+	var instances []Instance
+	for i := range 1 + r.Intn(6) {
+		in := Instance{
+			ID: fmt.Sprintf("i-%d", i), AZ: azs[r.Intn(len(azs))], ENI: fmt.Sprintf("eni-%d", i),
+			LaunchTime: t0.Add(-time.Duration(1+r.Intn(3)) * time.Hour), // coarse: ties happen
+			Healthy:    r.Intn(10) < 7,
+			Draining:   r.Intn(7) == 0,
+		}
+		switch {
+		case in.Healthy && r.Intn(20) > 0:
+			in.HealthySince = t0.Add(-time.Duration(r.Intn(600)) * time.Second)
+		case !in.Healthy:
+			in.TailnetReachable = r.Intn(3) == 0
+		}
+		instances = append(instances, in)
+	}
+	homes := append(slices.Clone(azs), "az-x", "")
+	var tables []Table
+	for i := range 1 + r.Intn(6) {
+		t := Table{ID: fmt.Sprintf("rtb-%d", i), HomeAZ: homes[r.Intn(len(homes))]}
+		switch k := r.Intn(10); {
+		case k < 5:
+			t.TargetENI = instances[r.Intn(len(instances))].ENI
+		case k < 6:
+			t.TargetENI = "eni-unknown"
+		case k < 7:
+		case k < 8:
+			t.Missing = true
+		default:
+			t.TargetENI, t.Blackhole = instances[r.Intn(len(instances))].ENI, true
+		}
+		if r.Intn(2) == 0 {
+			t.LastMove = t0.Add(-time.Duration(r.Intn(600)) * time.Second)
+		}
+		tables = append(tables, t)
+	}
+	return instances, tables
+}
+
+// goneOracle restates, independently of Decide, when a table's target cannot carry traffic.
+func goneOracle(t Table, instances []Instance) bool {
+	if t.Missing || t.Blackhole {
+		return true
+	}
+	for _, in := range instances {
+		if t.TargetENI != "" && in.ENI == t.TargetENI {
+			return in.Draining || !(in.Healthy || in.TailnetReachable)
+		}
+	}
+	return true
+}
+
+// TestPropertyOneWriterPerTable: over many random snapshots seen alike by every instance, at
+// most one instance writes each table, the writer is the preferred owner, a gone target with
+// an undisputed owner is always replaced, and the decision does not depend on input order.
+func TestPropertyOneWriterPerTable(t *testing.T) {
+	var writes, takeovers, failbacks int
+	for seed := int64(1); seed <= 3000; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		instances, tables := randomSnapshot(r)
+		writers := map[string][]string{}
+		for _, self := range instances {
+			o := Observation{Self: self.ID, Now: t0, FailbackAfter: failbackAfter, Instances: instances, Tables: tables}
+			d, err := Decide(o)
+			if err != nil {
+				t.Fatalf("seed %d view %s: %v", seed, self.ID, err)
+			}
+			if !slices.IsSortedFunc(d.Writes, func(a, b Write) int { return strings.Compare(a.TableID, b.TableID) }) {
+				t.Errorf("seed %d view %s: writes not sorted: %+v", seed, self.ID, d.Writes)
+			}
+			for _, w := range d.Writes {
+				if w.TargetENI != self.ENI {
+					t.Errorf("seed %d view %s: write points at %s, not at self", seed, self.ID, w.TargetENI)
+				}
+				writers[w.TableID] = append(writers[w.TableID], self.ID)
+				writes++
+				switch w.Kind {
+				case KindTakeover:
+					takeovers++
+				case KindFailback:
+					failbacks++
+				}
+			}
+			for _, tb := range tables {
+				if got, want := d.Owners[tb.ID], PreferredOwner(tb, instances); got != want {
+					t.Errorf("seed %d view %s: owner of %s %+v, PreferredOwner says %+v", seed, self.ID, tb.ID, got, want)
+				}
+			}
+			checkOrderIndependent(t, seed, r, o, d)
+		}
+		for _, tb := range tables {
+			owner := PreferredOwner(tb, instances)
+			w := writers[tb.ID]
+			if len(w) > 1 {
+				t.Errorf("seed %d: %s written by %v", seed, tb.ID, w)
+			}
+			if len(w) == 1 && (w[0] != owner.InstanceID || owner.DefersTo != "") {
+				t.Errorf("seed %d: %s written by %s, owner %+v", seed, tb.ID, w[0], owner)
+			}
+			mustWrite := goneOracle(tb, instances) && owner.InstanceID != "" && owner.DefersTo == ""
+			if mustWrite && len(w) != 1 {
+				t.Errorf("seed %d: %s has a gone target and owner %+v, but writers %v", seed, tb.ID, owner, w)
+			}
+		}
+	}
+	// The generator must exercise the interesting paths, or the checks above prove little.
+	if takeovers < 500 || failbacks < 50 || writes-takeovers-failbacks < 100 {
+		t.Errorf("weak generator: %d writes, %d take-overs, %d fail-backs", writes, takeovers, failbacks)
+	}
+}
+
+// checkOrderIndependent replays o with its slices shuffled and wants the same decision.
+func checkOrderIndependent(t *testing.T, seed int64, r *rand.Rand, o Observation, want Decision) {
+	t.Helper()
+	for range 3 {
+		s := o
+		s.Instances, s.Tables = slices.Clone(o.Instances), slices.Clone(o.Tables)
+		r.Shuffle(len(s.Instances), func(i, j int) { s.Instances[i], s.Instances[j] = s.Instances[j], s.Instances[i] })
+		r.Shuffle(len(s.Tables), func(i, j int) { s.Tables[i], s.Tables[j] = s.Tables[j], s.Tables[i] })
+		got, err := Decide(s)
+		if err != nil {
+			t.Fatalf("seed %d view %s shuffled: %v", seed, o.Self, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d view %s: shuffled input decided\n%+v\nwant\n%+v", seed, o.Self, got, want)
+		}
+	}
+}
+
+// TestPropertyPartitionedViewsAgree: views now differ as partitions make them differ (a
+// healthy peer across a broken VPC path is seen as TailnetReachable only). Still at most one
+// instance writes each table, and a gone target is always replaced while any instance can
+// serve.
+func TestPropertyPartitionedViewsAgree(t *testing.T) {
+	for seed := int64(1); seed <= 3000; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		truth, tables := randomSnapshot(r)
+		for i := range truth {
+			truth[i].TailnetReachable = false // the truth is who is healthy; views add the partitions
+			if truth[i].Healthy && truth[i].HealthySince.IsZero() {
+				truth[i].HealthySince = t0.Add(-time.Hour)
+			}
+		}
+		cut := map[[2]string]bool{}
+		for _, a := range truth {
+			for _, b := range truth {
+				if a.ID < b.ID && r.Intn(3) == 0 {
+					cut[pair(a.ID, b.ID)] = true
+				}
+			}
+		}
+		writers := map[string][]string{}
+		for _, self := range truth {
+			view := slices.Clone(truth)
+			for i, in := range view {
+				if in.ID != self.ID && in.Healthy && cut[pair(self.ID, in.ID)] {
+					view[i].Healthy, view[i].HealthySince, view[i].TailnetReachable = false, time.Time{}, true
+				}
+			}
+			d, err := Decide(Observation{Self: self.ID, Now: t0, FailbackAfter: failbackAfter, Instances: view, Tables: tables})
+			if err != nil {
+				t.Fatalf("seed %d view %s: %v", seed, self.ID, err)
+			}
+			for _, w := range d.Writes {
+				writers[w.TableID] = append(writers[w.TableID], self.ID)
+			}
+		}
+		for _, tb := range tables {
+			w := writers[tb.ID]
+			if len(w) > 1 {
+				t.Errorf("seed %d: %s written by %v (cut %v)", seed, tb.ID, w, cut)
+			}
+			best := PreferredOwner(tb, truth).InstanceID
+			if goneOracle(tb, truth) && best != "" && (len(w) != 1 || w[0] != best) {
+				t.Errorf("seed %d: %s has a gone target; writers %v, want exactly %s (cut %v)", seed, tb.ID, w, best, cut)
+			}
+		}
+	}
+}
