@@ -158,7 +158,8 @@ func decideTable(o Observation, self Instance, t Table, target Instance, known b
 		w.Reason = why + "; " + ownerWhy
 		return w, false, true
 	}
-	if target.ID == self.ID || !inHome(t, self) || inHome(t, target) {
+	// Only a move into the home AZ; this also leaves a table that already targets me alone.
+	if !inHome(t, self) || inHome(t, target) {
 		return Write{}, false, false
 	}
 	w.Kind = KindFailback

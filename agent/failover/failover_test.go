@@ -41,6 +41,11 @@ func healthyFor(in Instance, d time.Duration) Instance {
 	return in
 }
 
+func sinceUnknown(in Instance) Instance {
+	in.HealthySince = time.Time{}
+	return in
+}
+
 // fresh is an instance launched 30s ago whose health checks have not risen yet.
 func fresh(id, az string) Instance {
 	in := dead(node(id, az))
@@ -166,7 +171,7 @@ func TestDecideScenarios(t *testing.T) {
 		},
 		{
 			name:      "no fail-back while own healthy-since is unknown",
-			instances: []Instance{healthyFor(a, 0), b},
+			instances: []Instance{sinceUnknown(a), b},
 			tables:    []Table{targeting(ta, "eni-b")},
 			pending:   map[string][]string{"i-a": {"rtb-a"}},
 		},
