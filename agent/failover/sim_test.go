@@ -352,6 +352,7 @@ func TestRandomPartitionsNeverFight(t *testing.T) {
 			r := rand.New(rand.NewSource(seed))
 			nodes, tables := randomCluster(r)
 			s := newSim(t, nodes, tables)
+			s.tick = 30 * time.Second
 			for range 60 {
 				a, b := nodes[r.Intn(len(nodes))], nodes[r.Intn(len(nodes))]
 				if a != b {
@@ -378,6 +379,7 @@ func TestRandomPartitionsAndDeaths(t *testing.T) {
 			r := rand.New(rand.NewSource(seed))
 			nodes, tables := randomCluster(r)
 			s := newSim(t, nodes, tables)
+			s.tick = 30 * time.Second
 			for range 80 {
 				n := nodes[r.Intn(len(nodes))]
 				switch k := r.Intn(10); {
