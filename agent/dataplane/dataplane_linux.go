@@ -1,0 +1,192 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var _ IPTables = (*iptables.IPTables)(nil)
+
+const lockWait = 30 * time.Second
+
+// New returns a Dataplane over the host's iptables (IPv4), /proc/sys and netlink.
+func New(log *slog.Logger) (*Dataplane, error) {
+	ipt, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Timeout(30))
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w", err)
+	}
+	return NewWith(Deps{
+		IPTables: ipt,
+		Sysctl:   ProcSysctl{Root: "/proc/sys"},
+		Links:    netlinkLinks{},
+		MemTotal: memTotal,
+		Lock:     flock,
+		Log:      log,
+	}), nil
+}
+
+// ProcSysctl reads and writes sysctls under Root (normally /proc/sys).
+type ProcSysctl struct{ Root string }
+
+func (p ProcSysctl) path(key string) string {
+	if strings.Contains(key, "/") {
+		return filepath.Join(p.Root, filepath.Clean("/"+key))
+	}
+	return filepath.Join(p.Root, strings.ReplaceAll(key, ".", "/"))
+}
+
+func (p ProcSysctl) Get(key string) (string, error) {
+	b, err := os.ReadFile(p.path(key))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (p ProcSysctl) Set(key, value string) error {
+	f, err := os.OpenFile(p.path(key), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(value + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p.path(key), err)
+	}
+	return f.Close()
+}
+
+// Writable checks the permission bits the kernel gives the entry: nf_conntrack_max is 0444
+// outside the initial network namespace, and root is refused writing it there too.
+func (p ProcSysctl) Writable(key string) bool {
+	fi, err := os.Stat(p.path(key))
+	return err == nil && fi.Mode().Perm()&0o200 != 0
+}
+
+type netlinkLinks struct{}
+
+func (netlinkLinks) Link(name string) (Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return Link{}, fmt.Errorf("%s: %w", name, ErrLinkNotFound)
+		}
+		return Link{}, err
+	}
+	a := l.Attrs()
+	return Link{Name: a.Name, AdminUp: a.Flags&net.FlagUp != 0, OperState: a.OperState.String()}, nil
+}
+
+func (netlinkLinks) DefaultRouteInterface() (string, error) {
+	var routes []netlink.Route
+	var err error
+	for range 3 { // a dump interrupted by a concurrent change is retried
+		routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("list routes: %w", err)
+	}
+	var best *netlink.Route
+	for i, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if r.Type != unix.RTN_UNICAST {
+			continue // blackhole, unreachable, ...
+		}
+		if best == nil || r.Priority < best.Priority {
+			best = &routes[i]
+		}
+	}
+	if best == nil {
+		return "", errors.New("no IPv4 default route in the main table")
+	}
+	idx := best.LinkIndex
+	if idx == 0 {
+		for _, nh := range best.MultiPath {
+			if idx != 0 && nh.LinkIndex != idx {
+				return "", errors.New("the default route is multipath over several interfaces")
+			}
+			idx = nh.LinkIndex
+		}
+	}
+	if idx == 0 {
+		return "", errors.New("the default route names no interface")
+	}
+	l, err := netlink.LinkByIndex(idx)
+	if err != nil {
+		return "", fmt.Errorf("default route interface #%d: %w", idx, err)
+	}
+	return l.Attrs().Name, nil
+}
+
+func memTotal() (uint64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: %w", err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo: no MemTotal")
+}
+
+// flock takes an exclusive advisory lock on path, creating it and its directory, waiting at
+// most lockWait for another holder.
+func flock(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%s: held by another headnat process for over %s", path, lockWait)
+			}
+			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
+}

@@ -1,0 +1,190 @@
+package dataplane
+
+import (
+	"slices"
+	"strings"
+)
+
+// The chains headnat owns. Nothing else is ever written to, flushed or deleted.
+const (
+	ChainForward     = "HEADNAT-FORWARD"     // filter, jumped to from FORWARD
+	ChainPostrouting = "HEADNAT-POSTROUTING" // nat, jumped to from POSTROUTING
+	ChainMangleFwd   = "HEADNAT-MANGLE-FWD"  // mangle, jumped to from FORWARD
+)
+
+// CommentPrefix starts the comment of every rule headnat writes.
+const CommentPrefix = "headnat"
+
+// chainSpec is one owned chain: its rules in order and the jump to it from a built-in chain.
+type chainSpec struct {
+	Table  string
+	Parent string // built-in chain holding the jump
+	Name   string
+	Rules  [][]string
+}
+
+// Jump is the rule in the built-in chain that enters the owned chain.
+func (c chainSpec) Jump() []string {
+	return []string{"-m", "comment", "--comment", CommentPrefix, "-j", c.Name}
+}
+
+// owned lists the chains without their rules (enough to remove them).
+func owned() []chainSpec {
+	return []chainSpec{
+		{Table: "filter", Parent: "FORWARD", Name: ChainForward},
+		{Table: "nat", Parent: "POSTROUTING", Name: ChainPostrouting},
+		{Table: "mangle", Parent: "FORWARD", Name: ChainMangleFwd},
+	}
+}
+
+// desiredChains builds the rules for spec with egress interface iface, in the canonical form
+// `iptables -S` prints back (option order -s -d -i -o -p, then matches, then the target), so
+// that a listed rule and a desired one compare token for token. The filter chain comes first:
+// Apply writes it before the NAT so that forwarding is never open without its drop rules.
+func desiredChains(s Spec, iface string) []chainSpec {
+	comment := func(c string) []string { return []string{"-m", "comment", "--comment", CommentPrefix + ": " + c} }
+	r := func(parts ...[]string) []string { return slices.Concat(parts...) }
+	a := func(args ...string) []string { return args }
+
+	var fwd [][]string
+	fwd = append(fwd,
+		r(a("-o", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established out"), a("-j", "ACCEPT")),
+		r(a("-i", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established in"), a("-j", "ACCEPT")),
+		r(a("-o", iface, "-m", "conntrack", "--ctstate", "INVALID"), comment("invalid out"), a("-j", "DROP")),
+		r(a("-i", iface, "-m", "conntrack", "--ctstate", "INVALID"), comment("invalid in"), a("-j", "DROP")),
+	)
+	for _, p := range s.sources() {
+		fwd = append(fwd, r(a("-s", p.String(), "-o", iface, "-m", "conntrack", "--ctstate", "NEW"), comment("allowed source out"), a("-j", "ACCEPT")))
+	}
+	for _, p := range s.VPCCIDRs {
+		fwd = append(fwd, r(a("-d", p.String(), "-i", iface), comment("no new connections into the VPC"), a("-j", "DROP")))
+	}
+	fwd = append(fwd, r(a("-o", iface), comment("not an open relay"), a("-j", "DROP")))
+
+	var nat [][]string
+	for _, p := range s.VPCCIDRs {
+		nat = append(nat, r(a("-d", p.String()), comment("no NAT within the VPC"), a("-j", "RETURN")))
+	}
+	for _, p := range s.sources() {
+		nat = append(nat, r(a("-s", p.String(), "-o", iface), comment("masquerade"), a("-j", "MASQUERADE")))
+	}
+
+	mangle := [][]string{
+		r(a("-o", iface, "-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST", "SYN"), comment("clamp MSS to PMTU"), a("-j", "TCPMSS", "--clamp-mss-to-pmtu")),
+	}
+
+	chains := owned()
+	chains[0].Rules = fwd
+	chains[1].Rules = nat
+	chains[2].Rules = mangle
+	return chains
+}
+
+// ruleLine renders a rule as `iptables -S` prints it.
+func ruleLine(chain string, args []string) string {
+	var b strings.Builder
+	b.WriteString("-A ")
+	b.WriteString(chain)
+	for i, a := range args {
+		b.WriteByte(' ')
+		if i > 0 && args[i-1] == "--comment" {
+			b.WriteString(saveString(a))
+		} else {
+			b.WriteString(quoteIfNeeded(a))
+		}
+	}
+	return b.String()
+}
+
+// saveString quotes like iptables' xtables_save_string, which prints comments: bare when
+// made only of letters, digits, '_' and '-', otherwise in double quotes, with the double
+// quote, the backslash and the single quote escaped by a backslash.
+func saveString(s string) string {
+	bare := s != ""
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if r == '"' || r == '\\' || r == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// quoteIfNeeded leaves other arguments bare, as iptables prints them, unless splitting the
+// line again would change them.
+func quoteIfNeeded(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"\\'") {
+		return s
+	}
+	return saveString(s)
+}
+
+// splitRule splits one line of `iptables -S` output into arguments, undoing quoteArg.
+func splitRule(line string) []string {
+	var (
+		out     []string
+		cur     strings.Builder
+		inQuote bool
+		inToken bool
+	)
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case inQuote && c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == '"':
+			inQuote = !inQuote
+			inToken = true
+		case !inQuote && (c == ' ' || c == '\t'):
+			if inToken {
+				out = append(out, cur.String())
+				cur.Reset()
+				inToken = false
+			}
+		default:
+			cur.WriteByte(c)
+			inToken = true
+		}
+	}
+	if inToken {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// parseRules keeps the rules of chain from `iptables -S chain` output, as arguments without
+// the leading "-A chain".
+func parseRules(chain string, lines []string) [][]string {
+	var out [][]string
+	for _, l := range lines {
+		f := splitRule(l)
+		if len(f) < 2 || f[0] != "-A" || f[1] != chain {
+			continue
+		}
+		out = append(out, f[2:])
+	}
+	return out
+}
+
+// target returns the chain a rule jumps or goes to ("-j X" or "-g X"), or "".
+func target(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-j" || args[i] == "-g" || args[i] == "--jump" || args[i] == "--goto" {
+			return args[i+1]
+		}
+	}
+	return ""
+}

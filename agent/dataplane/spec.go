@@ -1,0 +1,183 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults applied to a zero Spec field.
+const (
+	// DefaultTCPEstablishedTimeout is the idle timeout of an established TCP flow: RFC 5382
+	// (REQ-5) forbids less than 2 h 4 min for a NAT.
+	DefaultTCPEstablishedTimeout = 7440 * time.Second
+	// DefaultUDPTimeout is the idle timeout of a UDP flow seen in one direction only.
+	DefaultUDPTimeout = 30 * time.Second
+	// DefaultUDPStreamTimeout is the idle timeout of a UDP flow seen in both directions.
+	DefaultUDPStreamTimeout = 120 * time.Second
+	// DefaultStatePath is where Apply records the sysctl values it replaced.
+	DefaultStatePath = "/run/headnat/dataplane.json"
+
+	// Bounds of a ConntrackMax sized to memory (MemTotal in bytes / 4096).
+	MinAutoConntrackMax = 65536
+	MaxAutoConntrackMax = 2097152
+	// MinConntrackMax is the smallest explicit ConntrackMax accepted.
+	MinConntrackMax = 1024
+)
+
+// Spec is the data plane headnat keeps on the host.
+type Spec struct {
+	// EgressInterface is the interface NATed traffic leaves by. "" means the interface of
+	// the IPv4 default route of the main routing table.
+	EgressInterface string
+	// VPCCIDRs are the VPC's address ranges: masqueraded as sources when leaving the egress
+	// interface, never NATed as destinations, and closed to new connections from outside.
+	// At least one is required.
+	VPCCIDRs []netip.Prefix
+	// ExtraSourceCIDRs are further sources allowed out of the egress interface and
+	// masqueraded (e.g. the tailnet 100.64.0.0/10). Forwarded traffic leaving the egress
+	// interface from any source not listed here or in VPCCIDRs is dropped, so a tailnet
+	// subnet router on the same host needs the tailnet range here.
+	ExtraSourceCIDRs []netip.Prefix
+	// ConntrackMax is net.netfilter.nf_conntrack_max; 0 sizes it to memory: MemTotal in
+	// bytes / 4096, clamped to [MinAutoConntrackMax, MaxAutoConntrackMax].
+	ConntrackMax int
+	// Conntrack idle timeouts, whole seconds; 0 means the Default* above.
+	TCPEstablishedTimeout time.Duration
+	UDPTimeout            time.Duration
+	UDPStreamTimeout      time.Duration
+	// StatePath is where Apply records the sysctl values it replaced, so that Remove can
+	// restore them. "" means DefaultStatePath.
+	StatePath string
+}
+
+// WithDefaults returns the spec with zero fields replaced by their defaults (ConntrackMax
+// stays 0: it is sized when applied, from the host's memory).
+func (s Spec) WithDefaults() Spec {
+	if s.TCPEstablishedTimeout == 0 {
+		s.TCPEstablishedTimeout = DefaultTCPEstablishedTimeout
+	}
+	if s.UDPTimeout == 0 {
+		s.UDPTimeout = DefaultUDPTimeout
+	}
+	if s.UDPStreamTimeout == 0 {
+		s.UDPStreamTimeout = DefaultUDPStreamTimeout
+	}
+	if s.StatePath == "" {
+		s.StatePath = DefaultStatePath
+	}
+	return s
+}
+
+// Validate reports the first problem with the spec as one error, or nil.
+func (s Spec) Validate() error {
+	if err := validateInterfaceName(s.EgressInterface); err != nil {
+		return err
+	}
+	if len(s.VPCCIDRs) == 0 {
+		return errors.New("no VPC CIDR given: at least one is required")
+	}
+	type named struct {
+		what string
+		p    netip.Prefix
+	}
+	var all []named
+	for _, p := range s.VPCCIDRs {
+		all = append(all, named{"VPC CIDR", p})
+	}
+	for _, p := range s.ExtraSourceCIDRs {
+		all = append(all, named{"extra source CIDR", p})
+	}
+	for i, a := range all {
+		if err := validatePrefix(a.what, a.p); err != nil {
+			return err
+		}
+		for _, b := range all[:i] {
+			if a.p == b.p {
+				return fmt.Errorf("%s %s is listed twice", a.what, a.p)
+			}
+			if a.p.Overlaps(b.p) {
+				return fmt.Errorf("%s %s overlaps %s %s", a.what, a.p, b.what, b.p)
+			}
+		}
+	}
+	if s.ConntrackMax < 0 || (s.ConntrackMax > 0 && s.ConntrackMax < MinConntrackMax) || s.ConntrackMax > 1<<31-1 {
+		return fmt.Errorf("conntrack max %d out of range: 0 (sized to memory) or %d..%d", s.ConntrackMax, MinConntrackMax, 1<<31-1)
+	}
+	for _, t := range []struct {
+		what     string
+		d        time.Duration
+		min, max time.Duration
+	}{
+		{"TCP established timeout", s.TCPEstablishedTimeout, time.Minute, 5 * 24 * time.Hour},
+		{"UDP timeout", s.UDPTimeout, time.Second, time.Hour},
+		{"UDP stream timeout", s.UDPStreamTimeout, time.Second, 24 * time.Hour},
+	} {
+		if t.d == 0 {
+			continue // default
+		}
+		if t.d < t.min || t.d > t.max {
+			return fmt.Errorf("%s %s out of range %s..%s (0 means the default)", t.what, t.d, t.min, t.max)
+		}
+		if t.d%time.Second != 0 {
+			return fmt.Errorf("%s %s is not a whole number of seconds", t.what, t.d)
+		}
+	}
+	if s.StatePath != "" && !filepath.IsAbs(s.StatePath) {
+		return fmt.Errorf("state path %q is not absolute", s.StatePath)
+	}
+	return nil
+}
+
+func validatePrefix(what string, p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("%s %q is not a valid CIDR", what, p.String())
+	}
+	if !p.Addr().Is4() {
+		return fmt.Errorf("%s %s is not IPv4", what, p)
+	}
+	if p.Bits() == 0 {
+		return fmt.Errorf("%s %s covers every address", what, p)
+	}
+	if p.Masked() != p {
+		return fmt.Errorf("%s %s has host bits set (the network is %s)", what, p, p.Masked())
+	}
+	return nil
+}
+
+// validateInterfaceName accepts "" (from the default route) or a name the kernel accepts and
+// iptables matches literally (no "+" wildcard, no "!" negation).
+func validateInterfaceName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if len(name) > 15 {
+		return fmt.Errorf("egress interface %q: name longer than 15 characters", name)
+	}
+	if name == "." || name == ".." || strings.ContainsAny(name, "/:+!\"\\ \t\n\r") {
+		return fmt.Errorf("egress interface %q: not a valid interface name", name)
+	}
+	return nil
+}
+
+// conntrackMaxFor sizes nf_conntrack_max to memory.
+func conntrackMaxFor(memTotalBytes uint64) int {
+	n := memTotalBytes / 4096
+	if n < MinAutoConntrackMax {
+		n = MinAutoConntrackMax
+	}
+	if n > MaxAutoConntrackMax {
+		n = MaxAutoConntrackMax
+	}
+	return int(n)
+}
+
+// sources is every source CIDR allowed out and masqueraded, VPC first.
+func (s Spec) sources() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(s.VPCCIDRs)+len(s.ExtraSourceCIDRs))
+	out = append(out, s.VPCCIDRs...)
+	return append(out, s.ExtraSourceCIDRs...)
+}
