@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 )
 
 // Tags the agent reads.
@@ -505,7 +507,7 @@ func (c *Client) SourceDestCheckOff(ctx context.Context) error {
 
 // PointRoute points the table's default route at eni. With create it calls CreateRoute
 // (the route is absent), else ReplaceRoute; each falls back to the other when EC2 answers
-// that the route is absent (InvalidRoute.NotFound) or already there (RouteAlreadyExists).
+// that the route is absent or already there (RouteAlreadyExists).
 func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error {
 	if tableID == "" || eniID == "" {
 		return fmt.Errorf("point route: empty table (%q) or ENI (%q)", tableID, eniID)
@@ -542,7 +544,7 @@ func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, 
 		}
 	} else {
 		err = replace()
-		if hasCode(err, "InvalidRoute.NotFound") {
+		if routeAbsent(err) {
 			err = createRoute()
 		}
 	}
@@ -550,4 +552,21 @@ func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, 
 		return fmt.Errorf("point default route of %s at %s: %w", tableID, eniID, err)
 	}
 	return nil
+}
+
+// routeAbsent reports a ReplaceRoute refused because the table has no such route:
+// InvalidRoute.NotFound, or the InvalidParameterValue "There is no route defined for ...
+// Use CreateRoute instead" that EC2 answers.
+func routeAbsent(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode() {
+	case "InvalidRoute.NotFound":
+		return true
+	case "InvalidParameterValue":
+		return strings.Contains(strings.ToLower(apiErr.ErrorMessage()), "no route")
+	}
+	return false
 }
