@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/headnat/headnat/test/lab"
+)
+
+// demo runs the whole story in this process: up, traffic from every private host, one NAT
+// killed (failover, with the outage measured), revived (fail-back after failback_after), down.
+// The lab is torn down on every way out, signals included.
+func demo(ctx context.Context, o *options, log *slog.Logger) error {
+	name := o.Name
+	if name == "lab" {
+		name = "demo"
+	}
+	dir := filepath.Join(lab.RunDir, name)
+	if st, err := lab.ReadState(dir); err == nil {
+		if labProcess(st.Pid) {
+			return fmt.Errorf("a demo is already running (pid %d)", st.Pid)
+		}
+		_ = lab.Remove(dir)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := time.Now()
+	out := &printer{w: o, start: start}
+
+	out.say("building the lab: internet, VPC router + IGW, two AZs each with a NAT instance (real headnat agent, own IMDS) and a private host ...")
+	l, err := lab.Up(ctx, lab.Options{Name: name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		out.say("tearing the lab down ...")
+		l.Close()
+		_ = os.RemoveAll(dir)
+		out.say("done.")
+	}()
+	out.say("lab up in %s", time.Since(start).Round(100*time.Millisecond))
+	lab.WriteStatus(o.stdout, l.Status(ctx))
+	fmt.Fprintln(o.stdout)
+
+	a, b := l.Sites[0], l.Sites[1]
+	tr := newTracker(l, out)
+	tctx, stopTraffic := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = l.Traffic(tctx, 100*time.Millisecond, 3000, tr.sample)
+	}()
+	defer func() { stopTraffic(); wg.Wait() }()
+
+	out.say("traffic: every private host sends a request every 100ms to the echo server at %s", lab.EchoAddr)
+	if err := sleep(ctx, 4*time.Second); err != nil {
+		return err
+	}
+	tr.summary()
+
+	// Failover.
+	out.say(">>> killing nat-%s (%s): its link goes down and its agent dies; EC2 still says running", a.Name, a.InstanceID)
+	killed := time.Now()
+	tr.resetOutage()
+	if err := l.Kill(a.Name); err != nil {
+		return err
+	}
+	if err := waitUntil(ctx, 30*time.Second, func() bool {
+		t, _ := l.Target(a.RouteTable)
+		return t == b.Name && tr.recovered(a.Name, b.Name)
+	}); err != nil {
+		return fmt.Errorf("failover did not happen: %w", err)
+	}
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	for _, m := range l.MovesSince(killed) {
+		out.say("route move: %s private-%s -> nat-%s, %s after the kill", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(killed).Round(time.Millisecond))
+	}
+	out.decisions(ctx, l, b.Name, killed)
+	tr.report("failover")
+	tr.summary()
+
+	// Fail-back.
+	out.say(">>> reviving nat-%s: link up, agent restarted; it takes its table back only after failback_after=%s of health", a.Name, o.FailbackAfter)
+	revived := time.Now()
+	if err := l.Revive(a.Name); err != nil {
+		return err
+	}
+	tr.resetOutage()
+	if err := waitUntil(ctx, o.FailbackAfter+45*time.Second, func() bool {
+		t, _ := l.Target(a.RouteTable)
+		return t == a.Name && tr.recovered(a.Name, a.Name)
+	}); err != nil {
+		return fmt.Errorf("fail-back did not happen: %w", err)
+	}
+	for _, m := range l.MovesSince(revived) {
+		out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
+	}
+	out.decisions(ctx, l, a.Name, revived)
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	tr.report("fail-back")
+	tr.summary()
+	stopTraffic()
+	wg.Wait()
+	fmt.Fprintln(o.stdout)
+	lab.WriteStatus(o.stdout, l.Status(ctx))
+	fmt.Fprintln(o.stdout)
+	out.say("demo finished in %s", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+type printer struct {
+	mu    sync.Mutex
+	w     *options
+	start time.Time
+}
+
+func (p *printer) say(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w.stdout, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, a...))
+}
+
+func (p *printer) decisions(ctx context.Context, l *lab.Lab, site string, since time.Time) {
+	st, err := l.AgentStatus(ctx, site)
+	if err != nil {
+		return
+	}
+	for _, d := range st.Decisions {
+		if d.Time.Before(since) {
+			continue
+		}
+		p.say("agent nat-%s decided: %s %s -> %s because %s [%s]", site, d.Kind, d.Table, d.Target, d.Reason, d.Result)
+	}
+}
+
+// tracker follows the traffic of every host: which NAT it leaves through, and its outages
+// (first failed request to first successful one).
+type tracker struct {
+	l   *lab.Lab
+	out *printer
+
+	mu       sync.Mutex
+	last     map[string]string // host site -> last result ("nat-a", "error")
+	ok, fail map[string]int
+	firstErr map[string]time.Time // current outage start
+	outages  map[string][]time.Duration
+	lastVia  map[string]string
+}
+
+func newTracker(l *lab.Lab, out *printer) *tracker {
+	return &tracker{l: l, out: out, last: map[string]string{}, ok: map[string]int{}, fail: map[string]int{},
+		firstErr: map[string]time.Time{}, outages: map[string][]time.Duration{}, lastVia: map[string]string{}}
+}
+
+func (t *tracker) sample(s lab.Sample) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := "error"
+	if s.Err == nil {
+		res = "nat-" + s.Via + " (" + s.Seen + ")"
+		if s.Via == "" {
+			res = "unknown (" + s.Seen + ")"
+		}
+		t.ok[s.Site]++
+		t.lastVia[s.Site] = s.Via
+		if st, ok := t.firstErr[s.Site]; ok {
+			d := s.Time.Sub(st)
+			t.outages[s.Site] = append(t.outages[s.Site], d)
+			delete(t.firstErr, s.Site)
+			t.out.say("host-%s: requests succeed again through %s after an outage of %s", s.Site, res, d.Round(time.Millisecond))
+		}
+	} else {
+		t.fail[s.Site]++
+		t.lastVia[s.Site] = ""
+		if _, ok := t.firstErr[s.Site]; !ok {
+			t.firstErr[s.Site] = s.Time
+			t.out.say("host-%s: request failed: %s", s.Site, shortErr(s.Err))
+		}
+	}
+	if t.last[s.Site] != res {
+		if t.last[s.Site] != "" && s.Err == nil {
+			t.out.say("host-%s: the echo server now sees %s", s.Site, res)
+		}
+		t.last[s.Site] = res
+	}
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && len(s)-i < 60 {
+		return s[i+2:]
+	}
+	return s
+}
+
+// recovered reports whether host's last request succeeded through via.
+func (t *tracker) recovered(host, via string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, inOutage := t.firstErr[host]
+	return !inOutage && t.lastVia[host] == via
+}
+
+func (t *tracker) resetOutage() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.outages = map[string][]time.Duration{}
+}
+
+func (t *tracker) report(what string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.l.Sites {
+		ds := t.outages[s.Name]
+		if len(ds) == 0 {
+			t.out.say("%s: host-%s lost no request", what, s.Name)
+			continue
+		}
+		var total time.Duration
+		for _, d := range ds {
+			total += d
+		}
+		t.out.say("%s: host-%s outage %s (first failed -> first successful request)", what, s.Name, total.Round(time.Millisecond))
+	}
+}
+
+func (t *tracker) summary() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var parts []string
+	for _, s := range t.l.Sites {
+		parts = append(parts, fmt.Sprintf("host-%s: %d ok, %d failed, now via %s", s.Name, t.ok[s.Name], t.fail[s.Name], t.last[s.Name]))
+	}
+	t.out.say("traffic so far: %s", strings.Join(parts, "; "))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", timeout)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+// Command headnat-lab runs the headnat lab on one machine, as root: two AZs in network
+// namespaces, a NAT instance per AZ running the real agent against a simulated VPC.
+//
+//	headnat-lab up                 build the lab and start the agents (in the background)
+//	headnat-lab status             route tables, agents' /healthz, last route moves
+//	headnat-lab kill <az>          the NAT instance in <az> dies (link down, agent killed)
+//	headnat-lab revive <az>        it comes back
+//	headnat-lab break-egress <az>  drop that NAT's internet traffic, keep its VPC paths
+//	headnat-lab partition          the NATs cannot reach each other over the VPC
+//	headnat-lab heal               undo break-egress and partition
+//	headnat-lab down               remove everything, even after a crash
+//	headnat-lab demo               up, live traffic, a failover and a fail-back, down
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/headnat/headnat/test/lab"
+)
+
+var version = "dev"
+
+type options struct {
+	Command       string
+	Args          []string
+	Name          string
+	BinDir        string
+	FailbackAfter time.Duration
+	Timeout       time.Duration
+	JSON          bool
+	Verbose       bool
+
+	stdout, stderr io.Writer
+}
+
+func (o *options) dir() string { return filepath.Join(lab.RunDir, o.Name) }
+
+const usage = `usage: headnat-lab [flags] <command> [args]
+
+commands:
+  up                  build the lab and start the agents (runs in the background)
+  status              route tables, each agent's /healthz, the last route moves
+  kill <az>           the NAT instance in <az> dies: link down, agent killed
+  revive <az>         bring it back: link up, agent restarted
+  break-egress <az>   drop that NAT's internet traffic (VPC paths stay)
+  partition           the two NATs cannot reach each other over the VPC
+  heal                undo break-egress and partition
+  down                remove the lab (namespaces, processes), even after a crash
+  demo                up, traffic, a live failover and fail-back, down (what make lab runs)
+  version
+
+<az> is a or b (or us-east-1a, us-east-1b).
+
+flags:
+`
+
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
+	o := &options{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("headnat-lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Name, "name", "lab", "lab name (state under "+lab.RunDir+"/<name>)")
+	fs.StringVar(&o.BinDir, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN, next to this program, or the repository's bin/)")
+	fs.DurationVar(&o.FailbackAfter, "failback-after", 10*time.Second, "agents' failback_after")
+	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo")
+	fs.BoolVar(&o.JSON, "json", false, "status as JSON")
+	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return nil, errors.New("no command given")
+	}
+	o.Command, o.Args = fs.Arg(0), fs.Args()[1:]
+	// Flags may also follow the command.
+	if err := fs.Parse(o.Args); err != nil {
+		return nil, err
+	}
+	o.Args = fs.Args()
+	want := map[string]int{"up": 0, "status": 0, "kill": 1, "revive": 1, "break-egress": 1, "partition": 0,
+		"heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0}
+	n, ok := want[o.Command]
+	if !ok {
+		fs.Usage()
+		return nil, fmt.Errorf("unknown command %q", o.Command)
+	}
+	if len(o.Args) != n {
+		return nil, fmt.Errorf("%s takes %d argument(s), got %d", o.Command, n, len(o.Args))
+	}
+	if o.Name == "" || filepath.Base(o.Name) != o.Name || o.Name[0] == '.' {
+		return nil, fmt.Errorf("invalid lab name %q", o.Name)
+	}
+	if o.FailbackAfter <= 0 || o.Timeout <= 0 {
+		return nil, errors.New("-failback-after and -timeout must be positive")
+	}
+	return o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "headnat-lab:", err)
+		os.Exit(2)
+	}
+	level := slog.LevelWarn
+	if o.Verbose || o.Command == "supervise" {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if err := run(ctx, o, log); err != nil {
+		fmt.Fprintln(os.Stderr, "headnat-lab:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *options, log *slog.Logger) error {
+	if o.Command == "version" {
+		fmt.Fprintln(o.stdout, "headnat-lab", version)
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the lab needs root (network namespaces, iptables)")
+	}
+	switch o.Command {
+	case "up":
+		return up(ctx, o, log)
+	case "supervise":
+		return supervise(ctx, o, log)
+	case "down":
+		return down(ctx, o, log)
+	case "demo":
+		return demo(ctx, o, log)
+	case "status":
+		return status(ctx, o)
+	default:
+		return control(ctx, o)
+	}
+}

@@ -1,0 +1,156 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Kill makes a NAT instance die unplanned: its link goes down and its agent is SIGKILLed. In
+// EC2 such an instance stays "running" for a while, so the simulator is not told: only the data
+// path dies.
+func (l *Lab) Kill(site string) error {
+	s, err := l.Site(site)
+	if err != nil {
+		return err
+	}
+	if _, err := s.NAT.Run("ip", "link", "set", "eth0", "down"); err != nil {
+		return err
+	}
+	if l.AgentRunning(s.Name) {
+		if err := l.StopAgent(s.Name, syscall.SIGKILL, 0); err != nil {
+			return err
+		}
+	}
+	l.log.Info("instance killed", "az", s.Zone, "instance", s.InstanceID)
+	return nil
+}
+
+// Revive brings a killed instance back: link up, default route back, agent restarted.
+func (l *Lab) Revive(site string) error {
+	s, err := l.Site(site)
+	if err != nil {
+		return err
+	}
+	if err := run(s.NAT,
+		[]string{"ip", "link", "set", "eth0", "up"},
+		// Taking the link down removed the routes through it.
+		[]string{"ip", "route", "replace", "default", "via", s.RouterPub},
+	); err != nil {
+		return err
+	}
+	if !l.AgentRunning(s.Name) && !l.opts.NoAgents {
+		if err := l.StartAgent(s.Name); err != nil {
+			return err
+		}
+	}
+	l.log.Info("instance revived", "az", s.Zone, "instance", s.InstanceID)
+	return nil
+}
+
+// faultRule adds a rule to the lab's fault chain unless it is there already.
+func (l *Lab) faultRule(args ...string) error {
+	check := append([]string{"iptables", "-w", "-C", faultChain}, args...)
+	if _, err := l.Router.Run(check...); err == nil {
+		return nil
+	}
+	_, err := l.Router.Run(append([]string{"iptables", "-w", "-A", faultChain}, args...)...)
+	return err
+}
+
+// BreakEgress drops everything the site's NAT sends to the internet (its own probes and what it
+// forwards), keeping its VPC paths.
+func (l *Lab) BreakEgress(site string) error {
+	s, err := l.Site(site)
+	if err != nil {
+		return err
+	}
+	if err := l.faultRule("-i", s.pubIf(), "-o", "igw", "-m", "comment", "--comment", "break-egress "+s.Name, "-j", "DROP"); err != nil {
+		return err
+	}
+	l.log.Info("egress broken", "az", s.Zone)
+	return nil
+}
+
+// Partition drops traffic between the NAT instances over the VPC, both ways; both keep their
+// egress and their private subnets.
+func (l *Lab) Partition() error {
+	for _, a := range l.Sites {
+		for _, b := range l.Sites {
+			if a == b {
+				continue
+			}
+			if err := l.faultRule("-s", a.NATIP, "-d", b.NATIP, "-m", "comment", "--comment", "partition", "-j", "DROP"); err != nil {
+				return err
+			}
+		}
+	}
+	l.log.Info("NAT instances partitioned")
+	return nil
+}
+
+// Heal removes every break and partition.
+func (l *Lab) Heal() error {
+	if _, err := l.Router.Run("iptables", "-w", "-F", faultChain); err != nil {
+		return err
+	}
+	l.log.Info("faults healed")
+	return nil
+}
+
+// Faults lists the active fault rules, one per line.
+func (l *Lab) Faults() ([]string, error) {
+	out, err := l.Router.Run("iptables", "-w", "-S", faultChain)
+	if err != nil {
+		return nil, err
+	}
+	var rules []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "-A ") {
+			rules = append(rules, line)
+		}
+	}
+	return rules, nil
+}
+
+// Reset brings the lab back to its starting shape between tests: faults healed, every
+// instance alive with its agent running, every host egressing through its own AZ's NAT.
+func (l *Lab) Reset(timeout time.Duration) error {
+	if err := l.Heal(); err != nil {
+		return err
+	}
+	for _, s := range l.Sites {
+		if err := l.Revive(s.Name); err != nil {
+			return fmt.Errorf("revive %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// Dump returns the router's and the NATs' routing and firewall state, for failure messages.
+func (l *Lab) Dump() string {
+	var b strings.Builder
+	show := func(ns string, run func(...string) (string, error), args ...string) {
+		out, err := run(args...)
+		fmt.Fprintf(&b, "--- [%s] %s\n%s", ns, strings.Join(args, " "), out)
+		if err != nil {
+			fmt.Fprintf(&b, "(error: %v)\n", err)
+		}
+	}
+	if l.Router != nil {
+		show("router", l.Router.Run, "ip", "rule")
+		show("router", l.Router.Run, "ip", "route", "show", "table", "all")
+		show("router", l.Router.Run, "iptables-save", "-c")
+	}
+	for _, s := range l.Sites {
+		if s.NAT == nil {
+			continue
+		}
+		show("nat-"+s.Name, s.NAT.Run, "ip", "-br", "addr")
+		show("nat-"+s.Name, s.NAT.Run, "ip", "route")
+		show("nat-"+s.Name, s.NAT.Run, "iptables-save", "-c")
+		show("nat-"+s.Name, s.NAT.Run, "sysctl", "net.ipv4.ip_forward")
+	}
+	return b.String()
+}

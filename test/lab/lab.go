@@ -1,0 +1,567 @@
+// Package lab is the headnat lab as a library: one kernel, network namespaces for the internet,
+// the VPC router with its IGW, two AZs each with a NAT instance (real agent, own IMDS mock) and
+// a private client host, and the in-process VPC simulator whose route tables drive the router's
+// kernel routes. cmd/headnat-lab and the end-to-end tests in this package both build on it.
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/test/vpcsim"
+)
+
+// RunDir holds one directory per lab started by headnat-lab.
+const RunDir = "/run/headnat-lab"
+
+// Options configure Up. The zero value gives the default lab.
+type Options struct {
+	Name          string        // lab name; default "lab"
+	StateDir      string        // state file, logs, agents' state; default RunDir/<Name>
+	BinDir        string        // holds headnat and ec2-metadata-mock; default: see FindBinDir
+	FailbackAfter time.Duration // agents' failback_after; default 10s
+	// AgentEnv is appended to every agent's environment (later entries win), e.g.
+	// "HEADNAT_PROBE_INTERVAL=100ms".
+	AgentEnv []string
+	NoAgents bool // build everything but do not start the agents
+	// ReadyTimeout bounds the wait for both hosts to reach the echo server through their own
+	// AZ's NAT; default 90s.
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Lab is a running lab.
+type Lab struct {
+	opts  Options
+	log   *slog.Logger
+	dir   string
+	bin   string
+	imdsB string
+
+	Inet, Router *netns.NS
+	Sites        []*Site
+	Sim          *vpcsim.Sim
+	ASG          string
+
+	nss     []*netns.NS
+	servers []*http.Server
+
+	mu       sync.Mutex
+	state    *State
+	agents   map[string]*proc // by site name
+	imds     map[string]*proc
+	moves    []Move
+	requests []APIRequest
+	closed   bool
+}
+
+// Move is one accepted route write, as the simulator saw it.
+type Move struct {
+	Time     time.Time `json:"time"`
+	Table    string    `json:"table"`
+	TableAZ  string    `json:"table_az"` // the table's home site ("a", "b")
+	Action   string    `json:"action"`   // ReplaceRoute or CreateRoute
+	ENI      string    `json:"eni"`
+	TargetAZ string    `json:"target_az"` // the site whose NAT it now points at
+}
+
+// FindBinDir picks the directory with the headnat binaries: dir if set, else $HEADNAT_BIN, else
+// the directory of the running executable if it holds headnat, else bin/ of the repository
+// around the working directory.
+func FindBinDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if d := os.Getenv("HEADNAT_BIN"); d != "" {
+		return d, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		if _, err := os.Stat(filepath.Join(d, "headnat")); err == nil {
+			return d, nil
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/headnat/headnat\n") {
+			return filepath.Join(d, "bin"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("cannot find the headnat binaries: set HEADNAT_BIN or run `make build tools`")
+		}
+	}
+}
+
+// Up builds and starts a lab. On error everything already built is removed.
+func Up(ctx context.Context, opts Options) (l *Lab, err error) {
+	if opts.Name == "" {
+		opts.Name = "lab"
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(RunDir, opts.Name)
+	}
+	if opts.FailbackAfter == 0 {
+		opts.FailbackAfter = 10 * time.Second
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 90 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin, err := FindBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	need := []string{"ec2-metadata-mock"}
+	if !opts.NoAgents {
+		need = append(need, "headnat")
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, fmt.Errorf("%s not found in %s (run `make build tools` or set HEADNAT_BIN): %w", b, bin, err)
+		}
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	l = &Lab{
+		opts: opts, log: log, dir: opts.StateDir,
+		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
+		Sites:  defaultSites(),
+		agents: map[string]*proc{},
+		imds:   map[string]*proc{},
+		state: &State{
+			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},
+			Created: time.Now().UTC(),
+		},
+	}
+	defer func() {
+		if err != nil {
+			l.Close()
+			l = nil
+		}
+	}()
+	if err := l.saveState(); err != nil {
+		return l, err
+	}
+	log.Info("building network namespaces")
+	if err := l.buildNetwork(); err != nil {
+		return l, fmt.Errorf("build network: %w", err)
+	}
+	log.Info("seeding the VPC simulator")
+	if err := l.startSim(); err != nil {
+		return l, fmt.Errorf("vpc simulator: %w", err)
+	}
+	if err := l.startEcho(); err != nil {
+		return l, fmt.Errorf("echo server: %w", err)
+	}
+	for _, s := range l.Sites {
+		if err := l.startIMDS(ctx, s); err != nil {
+			return l, fmt.Errorf("imds %s: %w", s.Name, err)
+		}
+	}
+	if opts.NoAgents {
+		return l, nil
+	}
+	for _, s := range l.Sites {
+		if err := l.StartAgent(s.Name); err != nil {
+			return l, err
+		}
+	}
+	log.Info("waiting for both private hosts to reach the internet through their own AZ's NAT")
+	if err := l.WaitHome(ctx, opts.ReadyTimeout); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// Dir is the lab's state directory (state file, logs).
+func (l *Lab) Dir() string { return l.dir }
+
+// Site returns the site named name ("a" or "b"; "us-east-1a" works too).
+func (l *Lab) Site(name string) (*Site, error) {
+	for _, s := range l.Sites {
+		if s.Name == name || s.Zone == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no AZ %q in the lab (have a, b)", name)
+}
+
+// MustSite is Site for names known to be valid.
+func (l *Lab) MustSite(name string) *Site {
+	s, err := l.Site(name)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Other returns the other site of a two-AZ lab.
+func (l *Lab) Other(s *Site) *Site {
+	for _, o := range l.Sites {
+		if o != s {
+			return o
+		}
+	}
+	return nil
+}
+
+// siteByENI maps an ENI to its site ("" if none).
+func (l *Lab) siteByENI(eni string) *Site {
+	for _, s := range l.Sites {
+		if s.ENI == eni {
+			return s
+		}
+	}
+	return nil
+}
+
+func (l *Lab) siteByTable(rtb string) *Site {
+	for _, s := range l.Sites {
+		if s.RouteTable == rtb {
+			return s
+		}
+	}
+	return nil
+}
+
+// startEcho serves the "internet" echo server on EchoAddr:80 inside inet: every request is
+// answered with the client's address as the server saw it.
+func (l *Lab) startEcho() error {
+	ln, err := ListenIn(l.Inet.Name, net.JoinHostPort(EchoAddr, "80"))
+	if err != nil {
+		return err
+	}
+	l.serve(ln, EchoHandler())
+	return nil
+}
+
+// EchoHandler answers every request with the client's IP address and a newline.
+func EchoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, host+"\n")
+	})
+}
+
+func (l *Lab) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	l.mu.Lock()
+	l.servers = append(l.servers, srv)
+	l.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// startIMDS starts the site's ec2-metadata-mock on 169.254.169.254:80 in its NAT namespace and
+// waits until it answers an IMDSv2 token request.
+func (l *Lab) startIMDS(ctx context.Context, s *Site) error {
+	b, err := imdsConfig(s, s.VPCID)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(l.dir, "imds-"+s.Name+".json")
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		return err
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir}
+	p, err := startProc(s.NAT, "imds-"+s.Name, env, filepath.Join(l.dir, "imds-"+s.Name+".log"),
+		l.imdsB, "-I", "-n", IMDSAddr, "-p", "80", "-c", cfgPath)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.imds[s.Name] = p
+	l.mu.Unlock()
+	l.recordPid("imds-"+s.Name, p.pid())
+	c := l.Client(s.NAT.Name, time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+IMDSAddr+"/latest/api/token", nil)
+		req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("token: %s", resp.Status)
+		}
+		if ok, st := p.exited(); ok {
+			return fmt.Errorf("ec2-metadata-mock exited (%v); see %s", st, filepath.Join(l.dir, "imds-"+s.Name+".log"))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("ec2-metadata-mock not answering: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// AgentLog is the path of a site's agent log (appended across restarts).
+func (l *Lab) AgentLog(site string) string { return filepath.Join(l.dir, "agent-"+site+".log") }
+
+// AgentStatePath is where a site's agent records its data-plane state.
+func (l *Lab) AgentStatePath(site string) string {
+	return filepath.Join(l.dir, "agent-"+site, "dataplane.json")
+}
+
+// AgentEnv is the environment a site's agent runs with: endpoints pointing at the lab, static
+// lab-only credentials, nothing inherited from the caller.
+func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
+	env := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + filepath.Join(l.dir, "agent-"+s.Name),
+		"AWS_ACCESS_KEY_ID=lab-only-access-key",
+		"AWS_SECRET_ACCESS_KEY=lab-only-secret-key",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"HEADNAT_AWS_EC2_ENDPOINT=" + APIURL(),
+		"HEADNAT_AWS_AUTOSCALING_ENDPOINT=" + APIURL(),
+		"HEADNAT_AWS_IMDS_ENDPOINT=http://" + IMDSAddr,
+		"HEADNAT_AWS_REGION=" + Region,
+		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),
+		"HEADNAT_EGRESS_TARGETS=" + EchoURL(),
+		"HEADNAT_STATE_PATH=" + l.AgentStatePath(s.Name),
+		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
+		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
+	}
+	env = append(env, l.opts.AgentEnv...)
+	return append(env, extra...)
+}
+
+// StartAgent starts the site's agent (`headnat agent`) in its NAT namespace.
+func (l *Lab) StartAgent(site string, extraEnv ...string) error {
+	s, err := l.Site(site)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if p := l.agents[s.Name]; p != nil {
+		if ok, _ := p.exited(); !ok {
+			l.mu.Unlock()
+			return fmt.Errorf("agent %s already running (pid %d)", s.Name, p.pid())
+		}
+	}
+	l.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(l.AgentStatePath(s.Name)), 0o755); err != nil {
+		return err
+	}
+	p, err := startProc(s.NAT, "agent-"+s.Name, l.AgentEnv(s, extraEnv...), l.AgentLog(s.Name), l.bin, "agent")
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.agents[s.Name] = p
+	l.mu.Unlock()
+	l.recordPid("agent-"+s.Name, p.pid())
+	l.log.Info("agent started", "az", s.Zone, "pid", p.pid())
+	return nil
+}
+
+// RunAgentOnce runs `headnat agent` in the site's namespace with extra environment and waits
+// for it to exit (bounded by timeout). It returns the exit code (-1 if killed) and its output.
+// Used for agents that must refuse to start.
+func (l *Lab) RunAgentOnce(ctx context.Context, site string, timeout time.Duration, extraEnv ...string) (int, string, error) {
+	s, err := l.Site(site)
+	if err != nil {
+		return 0, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := s.NAT.Cmd(ctx, l.bin, "agent")
+	cmd.Env = l.AgentEnv(s, extraEnv...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return -1, string(out), fmt.Errorf("agent still running after %s", timeout)
+	}
+	if cmd.ProcessState == nil {
+		return -1, string(out), err
+	}
+	return cmd.ProcessState.ExitCode(), string(out), nil
+}
+
+// AgentRunning reports whether the site's agent process is alive.
+func (l *Lab) AgentRunning(site string) bool {
+	l.mu.Lock()
+	p := l.agents[site]
+	l.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	ok, _ := p.exited()
+	return !ok
+}
+
+// AgentPid returns the pid of the site's agent, 0 if none runs.
+func (l *Lab) AgentPid(site string) int {
+	l.mu.Lock()
+	p := l.agents[site]
+	l.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	if ok, _ := p.exited(); ok {
+		return 0
+	}
+	return p.pid()
+}
+
+// StopAgent stops the site's agent with sig (SIGKILL: at once; SIGTERM: waits up to grace for
+// a graceful exit, then kills).
+func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) error {
+	l.mu.Lock()
+	p := l.agents[site]
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no agent %s", site)
+	}
+	p.stop(sig, grace)
+	l.log.Info("agent stopped", "site", site, "signal", sig.String())
+	return nil
+}
+
+// Close stops every process and removes every namespace. Safe to call more than once.
+func (l *Lab) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	procs := []*proc{}
+	for _, p := range l.agents {
+		procs = append(procs, p)
+	}
+	for _, p := range l.imds {
+		procs = append(procs, p)
+	}
+	servers := l.servers
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stop(syscall.SIGKILL, 0) }()
+	}
+	wg.Wait()
+	for _, srv := range servers {
+		_ = srv.Close()
+	}
+	for i := len(l.nss) - 1; i >= 0; i-- {
+		if err := l.nss[i].Delete(); err != nil {
+			l.log.Warn("delete namespace", "ns", l.nss[i].Name, "err", err)
+		}
+	}
+	l.mu.Lock()
+	l.state.Namespaces = map[string]string{}
+	l.state.Pids = nil
+	l.mu.Unlock()
+	_ = l.saveState()
+	l.log.Info("lab removed", "name", l.opts.Name)
+}
+
+// State is what a lab records on disk so that another process can find it and remove it even
+// after a crash.
+type State struct {
+	Name       string            `json:"name"`
+	Pid        int               `json:"pid"` // the process hosting the lab (simulator, echo)
+	Socket     string            `json:"socket,omitempty"`
+	Namespaces map[string]string `json:"namespaces"` // role -> namespace name
+	Pids       map[string]int    `json:"pids,omitempty"`
+	Created    time.Time         `json:"created"`
+}
+
+// StatePath is the state file inside a lab directory.
+func StatePath(dir string) string { return filepath.Join(dir, "state.json") }
+
+func (l *Lab) recordPid(name string, pid int) {
+	l.mu.Lock()
+	if l.state.Pids == nil {
+		l.state.Pids = map[string]int{}
+	}
+	l.state.Pids[name] = pid
+	l.mu.Unlock()
+	_ = l.saveState()
+}
+
+// SetSocket records the control socket of the process hosting the lab.
+func (l *Lab) SetSocket(path string) error {
+	l.mu.Lock()
+	l.state.Socket = path
+	l.mu.Unlock()
+	return l.saveState()
+}
+
+func (l *Lab) saveState() error {
+	l.mu.Lock()
+	b, err := json.MarshalIndent(l.state, "", "  ")
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	tmp := StatePath(l.dir) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return os.Rename(tmp, StatePath(l.dir))
+}
+
+// ReadState reads a lab's state file.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(StatePath(dir))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", StatePath(dir), err)
+	}
+	return &st, nil
+}
+
+// Remove deletes whatever a lab's state file records (its namespaces and every process in
+// them) without the process that built it, then sweeps namespaces orphaned by dead processes.
+func Remove(dir string) error {
+	var errs []error
+	st, err := ReadState(dir)
+	switch {
+	case err == nil:
+		for _, name := range st.Namespaces {
+			if err := (&netns.NS{Name: name}).Delete(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	case !os.IsNotExist(err):
+		errs = append(errs, err)
+	}
+	netns.Sweep()
+	if len(errs) == 0 {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

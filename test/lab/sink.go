@@ -1,0 +1,68 @@
+package lab
+
+import (
+	"net/netip"
+	"sync"
+
+	"github.com/headnat/headnat/test/vpcsim"
+)
+
+// lateSink forwards to vpcsim's KernelSink once the route table IDs it maps are known: the
+// simulator generates them while the lab seeds it, and seeding notifies nobody until Sync.
+type lateSink struct {
+	mu sync.Mutex
+	k  *vpcsim.KernelSink
+}
+
+func (s *lateSink) get() *vpcsim.KernelSink {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.k
+}
+
+func (s *lateSink) DefaultRoute(table string, r vpcsim.KernelRoute) error {
+	if k := s.get(); k != nil {
+		return k.DefaultRoute(table, r)
+	}
+	return nil
+}
+
+func (s *lateSink) SourceDestCheck(eni string, ip netip.Addr, on bool) error {
+	if k := s.get(); k != nil {
+		return k.SourceDestCheck(eni, ip, on)
+	}
+	return nil
+}
+
+func (s *lateSink) ElasticIP(private, public netip.Addr, associated bool) error {
+	if k := s.get(); k != nil {
+		return k.ElasticIP(private, public, associated)
+	}
+	return nil
+}
+
+// connectKernel points the sink at the router's kernel, one kernel table per private route
+// table, source/dest check modelled on the public legs.
+func (l *Lab) connectKernel(s *lateSink) error {
+	cfg := vpcsim.KernelConfig{
+		Namespace: l.Router.Name,
+		Tables:    map[string]vpcsim.KernelTable{},
+		IGW:       "igw",
+		Logger:    l.log.With("component", "kernel-sink"),
+	}
+	for _, site := range l.Sites {
+		cfg.Tables[site.RouteTable] = vpcsim.KernelTable{Table: site.KernelTable, Iifs: []string{site.prvIf()}}
+		cfg.SDCLegs = append(cfg.SDCLegs, site.pubIf())
+	}
+	k, err := vpcsim.NewKernelSink(cfg)
+	if err != nil {
+		return err
+	}
+	if err := k.Setup(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.k = k
+	s.mu.Unlock()
+	return nil
+}

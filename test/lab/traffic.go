@@ -1,0 +1,206 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/headnat/headnat/agent/api"
+)
+
+// Client returns an HTTP client whose connections start inside the named namespace, one fresh
+// connection per request (so every request takes the current route).
+func (l *Lab) Client(nsName string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:       DialerIn(nsName),
+			DisableKeepAlives: true,
+			Proxy:             nil,
+		},
+	}
+}
+
+// Echo makes one request from the site's private host to the echo server and returns the
+// address the server saw (the EIP of the NAT the traffic left through).
+func (l *Lab) Echo(ctx context.Context, site *Site, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, EchoURL(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := l.Client(site.Host.Name, timeout).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("echo: %s", resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// SiteByEIP returns the site whose EIP is ip, nil if none.
+func (l *Lab) SiteByEIP(ip string) *Site {
+	for _, s := range l.Sites {
+		if s.EIP == ip {
+			return s
+		}
+	}
+	return nil
+}
+
+// WaitEgress polls from host's site until the echo server sees via's EIP, bounded by timeout.
+func (l *Lab) WaitEgress(ctx context.Context, host, via *Site, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	var lastErr error
+	for {
+		got, err := l.Echo(ctx, host, time.Second)
+		if err == nil && got == via.EIP {
+			return nil
+		}
+		last, lastErr = got, err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host-%s did not egress through nat-%s (%s) within %s: last saw %q, err %v",
+				host.Name, via.Name, via.EIP, timeout, last, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// WaitHome waits until every private host egresses through its own AZ's NAT.
+func (l *Lab) WaitHome(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, s := range l.Sites {
+		if err := l.WaitEgress(ctx, s, s, time.Until(deadline)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// agentGet fetches a path from a site's agent, from inside its own namespace (so it works even
+// when the instance's links are down).
+func (l *Lab) agentGet(ctx context.Context, s *Site, path string, into any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", AgentPort, path), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := l.Client(s.NAT.Name, 2*time.Second).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(into); err != nil {
+		return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// Healthz fetches the site's agent /healthz; code is the HTTP status (200 healthy, 503 not).
+func (l *Lab) Healthz(ctx context.Context, site string) (api.Healthz, int, error) {
+	s, err := l.Site(site)
+	if err != nil {
+		return api.Healthz{}, 0, err
+	}
+	var hz api.Healthz
+	code, err := l.agentGet(ctx, s, api.PathHealthz, &hz)
+	return hz, code, err
+}
+
+// AgentStatus fetches the site's agent /status.
+func (l *Lab) AgentStatus(ctx context.Context, site string) (api.Status, error) {
+	s, err := l.Site(site)
+	if err != nil {
+		return api.Status{}, err
+	}
+	var st api.Status
+	_, err = l.agentGet(ctx, s, api.PathStatus, &st)
+	return st, err
+}
+
+// WaitHealthz polls a site's /healthz until want reports true, bounded by timeout.
+func (l *Lab) WaitHealthz(ctx context.Context, site string, timeout time.Duration, want func(api.Healthz, int) bool) error {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	var last api.Healthz
+	var lastCode int
+	for {
+		hz, code, err := l.Healthz(ctx, site)
+		if err == nil && want(hz, code) {
+			return nil
+		}
+		last, lastCode, lastErr = hz, code, err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent %s /healthz: condition not met within %s (last: %d %+v, err %v)", site, timeout, lastCode, last, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Sample is one request of a traffic loop.
+type Sample struct {
+	Time time.Time
+	Site string // the private host's site
+	Via  string // site whose EIP the echo server saw; "" on error or unknown address
+	Seen string // the address the echo server saw
+	Err  error
+}
+
+// Traffic sends one request every interval from every private host until ctx ends or max
+// requests per host were sent, calling fn for every sample (from one goroutine per host).
+func (l *Lab) Traffic(ctx context.Context, interval time.Duration, max int, fn func(Sample)) error {
+	if interval <= 0 || max <= 0 {
+		return errors.New("traffic: interval and max must be positive")
+	}
+	done := make(chan struct{}, len(l.Sites))
+	for _, s := range l.Sites {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for i := 0; i < max; i++ {
+				start := time.Now()
+				seen, err := l.Echo(ctx, s, interval*5)
+				smp := Sample{Time: start, Site: s.Name, Seen: seen, Err: err}
+				if v := l.SiteByEIP(seen); v != nil && err == nil {
+					smp.Via = v.Name
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				fn(smp)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	for range l.Sites {
+		<-done
+	}
+	return nil
+}
