@@ -636,3 +636,31 @@ func (d *Dataplane) restoreSysctls(path string, st state, res *Result) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Apply converges this host to spec (see Dataplane.Apply). It logs nothing: the Result
+// says what changed.
+func Apply(ctx context.Context, spec Spec) (Result, error) {
+	d, err := New(nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return d.Apply(ctx, spec)
+}
+
+// Verify lists this host's deviations from spec (see Dataplane.Verify).
+func Verify(ctx context.Context, spec Spec) ([]Finding, error) {
+	d, err := New(nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.Verify(ctx, spec)
+}
+
+// Remove undoes Apply on this host (see Dataplane.Remove).
+func Remove(ctx context.Context, opts RemoveOptions) (Result, error) {
+	d, err := New(nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return d.Remove(ctx, opts)
+}
