@@ -74,7 +74,7 @@ func Default() Config {
 		Listen:        ":7070",
 		PeerPort:      7070,
 		FailbackAfter: 60 * time.Second,
-		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 400 * time.Millisecond, Rise: 3, Fall: 3},
+		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3},
 		Egress:        Egress{K: 1},
 		StatePath:     "/run/headnat/dataplane.json",
 	}
