@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -226,10 +227,11 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	}
 	if o.Credentials != nil {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(o.Credentials))
-	}
-	if o.IMDSEndpoint != "" {
-		// Instance-role credentials come from the same metadata service.
-		loadOpts = append(loadOpts, config.WithEC2IMDSEndpoint(o.IMDSEndpoint))
+	} else {
+		// Instance-role credentials come through the same IMDSv2-only client.
+		loadOpts = append(loadOpts, config.WithEC2RoleCredentialOptions(func(ro *ec2rolecreds.Options) {
+			ro.Client = md
+		}))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
