@@ -145,7 +145,7 @@ func (d *Dataplane) record(res *Result, c Change) {
 
 func (d *Dataplane) note(res *Result, n string) {
 	res.Notes = append(res.Notes, n)
-	d.log.Info("dataplane note", "note", n)
+	d.log.Debug("dataplane note", "note", n)
 }
 
 func (d *Dataplane) reconcileChain(ctx context.Context, c chainSpec, res *Result) error {

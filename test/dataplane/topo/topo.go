@@ -1,0 +1,201 @@
+// Package topo builds the data-plane lab: a private host behind a VPC router whose private
+// route table sends internet-bound traffic to a single-interface NAT instance that hairpins
+// (in and out of eth0), an IGW that maps the NAT's private address to its public one, and an
+// internet host. Tests and benchmarks of the NAT data plane share it.
+//
+//	[inet] 203.0.113.1 ----- igw 203.0.113.254 (+ EIP 203.0.113.10)
+//	                         [router]  ip rule iif prv -> table 110: throw 198.18.0.0/15,
+//	                                   default via the NAT; iif igw to 198.18.10.0/24 ->
+//	                                   table 120: default via the NAT
+//	[nat] eth0 198.18.0.10 - pub 198.18.0.1
+//	[priv] 198.18.10.2 ----- prv 198.18.10.1
+package topo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headnat/headnat/test/netns"
+)
+
+// Addresses of the lab (test ranges only).
+const (
+	VPCCIDR    = "198.18.0.0/16"
+	PrivAddr   = "198.18.10.2"
+	PrivSubnet = "198.18.10.0/24"
+	PrivGW     = "198.18.10.1"
+	NATAddr    = "198.18.0.10"
+	PubGW      = "198.18.0.1"
+	EIP        = "203.0.113.10"
+	IGWAddr    = "203.0.113.254"
+	InetAddr   = "203.0.113.1"
+)
+
+// Mode is what lets private traffic out to the internet.
+type Mode int
+
+const (
+	// ModeNAT is the real shape: the IGW lets out only the NAT's own address (mapped to its
+	// EIP), so private hosts get out only when the NAT instance masquerades them. The NAT
+	// instance starts with forwarding off and no rules.
+	ModeNAT Mode = iota
+	// ModeRouted is the baseline: the same paths, but the IGW also lets the private subnet
+	// out unmapped (the internet host routes it back), and the NAT instance forwards with no
+	// rules at all: plain routing, no NAT, no conntrack on the NAT instance.
+	ModeRouted
+)
+
+// Topology is a built lab. Close removes it with everything started in it.
+type Topology struct {
+	Priv, Router, NAT, Inet *netns.NS
+}
+
+// Build creates the namespaces, links and routes.
+func Build(mode Mode) (_ *Topology, err error) {
+	t := &Topology{}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	for _, p := range []struct {
+		ns   **netns.NS
+		role string
+	}{{&t.Priv, "priv"}, {&t.Router, "router"}, {&t.NAT, "nat"}, {&t.Inet, "inet"}} {
+		if *p.ns, err = netns.Add(p.role); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range []struct {
+		a     *netns.NS
+		aIf   string
+		b     *netns.NS
+		bIf   string
+		aAddr string
+		bAddr string
+	}{
+		{t.Priv, "eth0", t.Router, "prv", PrivAddr + "/24", PrivGW + "/24"},
+		{t.NAT, "eth0", t.Router, "pub", NATAddr + "/24", PubGW + "/24"},
+		{t.Inet, "eth0", t.Router, "igw", InetAddr + "/24", IGWAddr + "/24"},
+	} {
+		if err := netns.Veth(v.a, v.aIf, v.b, v.bIf); err != nil {
+			return nil, err
+		}
+		if _, err := v.a.Run("ip", "addr", "add", v.aAddr, "dev", v.aIf); err != nil {
+			return nil, err
+		}
+		if _, err := v.b.Run("ip", "addr", "add", v.bAddr, "dev", v.bIf); err != nil {
+			return nil, err
+		}
+	}
+	type step struct {
+		ns   *netns.NS
+		args string
+	}
+	steps := []step{
+		{t.Priv, "ip route add default via " + PrivGW},
+		{t.Inet, "ip route add 198.18.0.0/15 via " + IGWAddr},
+
+		{t.Router, "sysctl -qw net.ipv4.ip_forward=1"},
+		{t.Router, "ip addr add " + EIP + "/32 dev igw"},
+		// The private subnet's route table.
+		{t.Router, "ip rule add iif prv lookup 110 pref 1000"},
+		{t.Router, "ip route add throw 198.18.0.0/15 table 110"},
+		{t.Router, "ip route add default via " + NATAddr + " table 110"},
+		// Inbound towards the private subnet lands on the NAT (what an open relay would
+		// forward), and so do the replies of routed-mode flows.
+		{t.Router, "ip rule add iif igw to " + PrivSubnet + " lookup 120 pref 1010"},
+		{t.Router, "ip route add default via " + NATAddr + " table 120"},
+		// The IGW: the NAT's private address is mapped to its EIP; nothing else starts a flow.
+		{t.Router, "iptables -t nat -A POSTROUTING -o igw -s " + NATAddr + "/32 -j SNAT --to-source " + EIP},
+		{t.Router, "iptables -A FORWARD -o igw -s " + NATAddr + "/32 -j ACCEPT"},
+
+		{t.NAT, "ip route add default via " + PubGW},
+		{t.NAT, "sysctl -qw net.ipv4.conf.all.send_redirects=0"},
+		{t.NAT, "sysctl -qw net.ipv4.conf.eth0.send_redirects=0"},
+	}
+	if mode == ModeRouted {
+		steps = append(steps,
+			step{t.Router, "iptables -A FORWARD -o igw -s " + PrivSubnet + " -j ACCEPT"},
+			step{t.NAT, "sysctl -qw net.ipv4.ip_forward=1"},
+		)
+	}
+	steps = append(steps, step{t.Router, "iptables -A FORWARD -o igw -m conntrack --ctstate NEW -j DROP"})
+	for _, s := range steps {
+		if _, err := s.ns.Run(strings.Fields(s.args)...); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// New builds a topology for a test and removes it when the test ends.
+func New(tb testing.TB, mode Mode) *Topology {
+	tb.Helper()
+	netns.RequireRoot(tb)
+	t, err := Build(mode)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := t.Close(); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+	})
+	return t
+}
+
+// Close kills everything started in the namespaces and deletes them.
+func (t *Topology) Close() error {
+	var errs []error
+	for _, n := range []*netns.NS{t.Inet, t.NAT, t.Router, t.Priv} {
+		if n != nil {
+			errs = append(errs, n.Delete())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StartEcho starts a TCP server on addr:port in ns that answers every connection with the
+// client's address as it sees it, then closes. It waits until the port listens (at most 5 s).
+func StartEcho(ns *netns.NS, addr string, port int) error {
+	cmd := exec.Command("socat", fmt.Sprintf("TCP-LISTEN:%d,bind=%s,fork,reuseaddr", port, addr), "SYSTEM:echo $SOCAT_PEERADDR")
+	if err := ns.Start(cmd); err != nil {
+		return err
+	}
+	return WaitListen(ns, port, 5*time.Second)
+}
+
+// WaitListen waits until a TCP socket listens on port in ns.
+func WaitListen(ns *netns.NS, port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := ns.Run("ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		if err == nil && strings.TrimSpace(out) != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("[%s] nothing listens on port %d after %s", ns.Name, port, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Dial connects from ns to addr:port (giving up after timeout) and returns what the server
+// sent, trimmed.
+func Dial(ns *netns.NS, addr string, port int, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
+	defer cancel()
+	secs := fmt.Sprintf("%.1f", timeout.Seconds())
+	cmd := ns.Cmd(ctx, "socat", "-T", secs, "-u", fmt.Sprintf("TCP:%s:%d,connect-timeout=%s", addr, port, secs), "-")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("[%s] connect %s:%d: %w: %s", ns.Name, addr, port, err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
