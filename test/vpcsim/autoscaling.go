@@ -1,0 +1,424 @@
+package vpcsim
+
+import (
+	"encoding/xml"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Lifecycle states of a group member, as AutoScaling names them.
+const (
+	LifecycleInService          = "InService"
+	LifecyclePendingWait        = "Pending:Wait"
+	LifecycleTerminatingWait    = "Terminating:Wait"
+	LifecycleTerminatingProceed = "Terminating:Proceed"
+)
+
+var asgOps = map[string]op{
+	"DescribeAutoScalingGroups":      {false, (*Sim).describeAutoScalingGroups},
+	"CompleteLifecycleAction":        {true, (*Sim).completeLifecycleAction},
+	"RecordLifecycleActionHeartbeat": {true, (*Sim).recordLifecycleActionHeartbeat},
+}
+
+// AddAutoScalingGroup creates a group of existing instances, all InService, and tags them with
+// aws:autoscaling:groupName as AutoScaling does.
+func (s *Sim) AddAutoScalingGroup(g GroupSpec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.Name == "" {
+		panic("vpcsim: AddAutoScalingGroup: empty name")
+	}
+	if s.st.groups[g.Name] != nil {
+		panic(fmt.Sprintf("vpcsim: AddAutoScalingGroup: group %q exists", g.Name))
+	}
+	gr := &group{name: g.Name, min: g.MinSize, max: g.MaxSize, desired: g.Desired, grace: g.HealthCheckGracePeriodSecs,
+		tags: copyTags(g.Tags), created: s.opts.Now().UTC(), seq: s.nextSeq()}
+	if gr.desired == 0 {
+		gr.desired = int32(len(g.Instances))
+	}
+	if gr.max < gr.desired {
+		gr.max = gr.desired
+	}
+	for _, id := range g.Instances {
+		in := s.st.instances[id]
+		if in == nil || in.state == StateTerminated {
+			panic(fmt.Sprintf("vpcsim: AddAutoScalingGroup: unknown or terminated instance %q", id))
+		}
+		if other := s.st.groupOf(id); other != nil {
+			panic(fmt.Sprintf("vpcsim: AddAutoScalingGroup: %s is already in group %s", id, other.name))
+		}
+		gr.members = append(gr.members, member{instance: id, lifecycle: LifecycleInService})
+		in.tags["aws:autoscaling:groupName"] = g.Name
+	}
+	for _, h := range g.Hooks {
+		if h.Name == "" {
+			panic("vpcsim: AddAutoScalingGroup: hook without a name")
+		}
+		hk := hook{name: h.Name, transition: h.Transition, defaultResult: h.DefaultResult, timeout: h.HeartbeatTimeout}
+		if hk.transition == "" {
+			hk.transition = TransitionTerminating
+		}
+		if hk.transition != TransitionTerminating && hk.transition != TransitionLaunching {
+			panic(fmt.Sprintf("vpcsim: AddAutoScalingGroup: hook %s: unknown transition %q", h.Name, h.Transition))
+		}
+		if hk.defaultResult == "" {
+			hk.defaultResult = ResultAbandon
+		}
+		if hk.timeout == 0 {
+			hk.timeout = time.Hour
+		}
+		gr.hooks = append(gr.hooks, hk)
+	}
+	s.st.groups[g.Name] = gr
+}
+
+func (st *state) groupOf(instanceID string) *group {
+	for _, g := range st.groups {
+		for _, m := range g.members {
+			if m.instance == instanceID {
+				return g
+			}
+		}
+	}
+	return nil
+}
+
+func (g *group) member(instanceID string) *member {
+	for i := range g.members {
+		if g.members[i].instance == instanceID {
+			return &g.members[i]
+		}
+	}
+	return nil
+}
+
+func (g *group) hook(name string) *hook {
+	for i := range g.hooks {
+		if g.hooks[i].name == name {
+			return &g.hooks[i]
+		}
+	}
+	return nil
+}
+
+// StartLifecycleAction puts a group member into the hook's wait state (Terminating:Wait for a
+// termination hook, Pending:Wait for a launch hook), as a scale-in, an instance refresh or a
+// launch would, and returns the lifecycle action token. The member waits until
+// CompleteLifecycleAction, or ExpireLifecycleActions after the heartbeat timeout.
+func (s *Sim) StartLifecycleAction(groupName, instanceID, hookName string) (string, error) {
+	var token string
+	err := s.event("start lifecycle action", func(st *state) *apiError {
+		g := st.groups[groupName]
+		if g == nil {
+			return errf(400, "ValidationError", "Group %s not found", groupName)
+		}
+		m := g.member(instanceID)
+		if m == nil {
+			return errf(400, "ValidationError", "Instance %s is not part of group %s", instanceID, groupName)
+		}
+		h := g.hook(hookName)
+		if h == nil {
+			return errf(400, "ValidationError", "No Lifecycle Hook named %s found for group %s", hookName, groupName)
+		}
+		for _, a := range st.actions {
+			if a.instance == instanceID && !a.done {
+				return errf(400, "ValidationError", "Instance %s already has a lifecycle action in progress", instanceID)
+			}
+		}
+		if m.lifecycle != LifecycleInService {
+			return errf(400, "ValidationError", "Instance %s is %s, not InService", instanceID, m.lifecycle)
+		}
+		m.lifecycle = LifecycleTerminatingWait
+		if h.transition == TransitionLaunching {
+			m.lifecycle = LifecyclePendingWait
+		}
+		now := s.opts.Now()
+		token = s.uuid()
+		st.actions[token] = &lifecycleAction{token: token, group: groupName, hook: hookName, instance: instanceID,
+			transition: h.transition, started: now, deadline: now.Add(h.timeout)}
+		return nil
+	})
+	return token, err
+}
+
+// LifecycleAction returns a lifecycle action by token.
+func (s *Sim) LifecycleAction(token string) (LifecycleActionView, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.st.actions[token]
+	if a == nil {
+		return LifecycleActionView{}, false
+	}
+	return LifecycleActionView{Token: a.token, Group: a.group, Hook: a.hook, InstanceID: a.instance,
+		Transition: a.transition, Started: a.started, Deadline: a.deadline, Heartbeats: a.heartbeats,
+		Completed: a.done, Result: a.result, TimedOut: a.timedOut}, true
+}
+
+// GroupInstanceState returns a member's lifecycle state ("InService", "Terminating:Wait", ...),
+// or "" once it has left the group (terminated) or was never in it.
+func (s *Sim) GroupInstanceState(groupName, instanceID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.st.groups[groupName]; g != nil {
+		if m := g.member(instanceID); m != nil {
+			return m.lifecycle
+		}
+	}
+	return ""
+}
+
+// ExpireLifecycleActions applies the default result of every pending lifecycle action whose
+// heartbeat deadline has passed (by Options.Now), as AutoScaling does on its own, and returns how
+// many it finished. Call it from a ticker to model heartbeat timeouts.
+func (s *Sim) ExpireLifecycleActions() (int, error) {
+	n := 0
+	err := s.event("expire lifecycle actions", func(st *state) *apiError {
+		n = 0
+		now := s.opts.Now()
+		for _, token := range sortedKeys(st.actions) {
+			a := st.actions[token]
+			if a.done || now.Before(a.deadline) {
+				continue
+			}
+			g := st.groups[a.group]
+			res := ResultAbandon
+			if g != nil {
+				if h := g.hook(a.hook); h != nil {
+					res = h.defaultResult
+				}
+			}
+			if aerr := st.finishAction(a, res, true); aerr != nil {
+				return aerr
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// finishAction completes a lifecycle action. A termination proceeds whatever the result (as in
+// AutoScaling: ABANDON only skips remaining hooks); a launch goes InService on CONTINUE and is
+// terminated on ABANDON.
+func (st *state) finishAction(a *lifecycleAction, result string, timedOut bool) *apiError {
+	a.done, a.result, a.timedOut = true, result, timedOut
+	g := st.groups[a.group]
+	var m *member
+	if g != nil {
+		m = g.member(a.instance)
+	}
+	if a.transition == TransitionLaunching && result == ResultContinue {
+		if m != nil {
+			m.lifecycle = LifecycleInService
+		}
+		return nil
+	}
+	if m != nil {
+		m.lifecycle = LifecycleTerminatingProceed
+	}
+	return st.setInstanceState(a.instance, StateTerminated)
+}
+
+func validationError(format string, a ...any) *apiError {
+	return errf(400, "ValidationError", format, a...)
+}
+
+func notNull(f form, params ...string) *apiError {
+	for _, p := range params {
+		if f.get(p) == "" {
+			name := strings.ToLower(p[:1]) + p[1:]
+			return validationError("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", name)
+		}
+	}
+	return nil
+}
+
+// findAction finds the pending action a CompleteLifecycleAction/RecordLifecycleActionHeartbeat
+// names, by token or by instance ID.
+func findAction(st *state, f form) (*lifecycleAction, *apiError) {
+	if aerr := notNull(f, "AutoScalingGroupName", "LifecycleHookName"); aerr != nil {
+		return nil, aerr
+	}
+	gname, hname := f.get("AutoScalingGroupName"), f.get("LifecycleHookName")
+	g := st.groups[gname]
+	if g == nil {
+		return nil, validationError("AutoScalingGroup name not found - no such group: %s", gname)
+	}
+	if g.hook(hname) == nil {
+		return nil, validationError("No Lifecycle Hook found with name %s for group %s", hname, gname)
+	}
+	token, inst := f.get("LifecycleActionToken"), f.get("InstanceId")
+	switch {
+	case token != "":
+		a := st.actions[token]
+		if a == nil || a.done || a.group != gname || a.hook != hname || (inst != "" && a.instance != inst) {
+			return nil, validationError("No active Lifecycle Action found with token %s", token)
+		}
+		return a, nil
+	case inst != "":
+		for _, t := range sortedKeys(st.actions) {
+			a := st.actions[t]
+			if !a.done && a.instance == inst && a.group == gname && a.hook == hname {
+				return a, nil
+			}
+		}
+		return nil, validationError("No active Lifecycle Action found with instance ID %s", inst)
+	}
+	return nil, validationError("Either LifecycleActionToken or InstanceId must be specified")
+}
+
+func (s *Sim) completeLifecycleAction(f form) ([]any, *apiError) {
+	if aerr := notNull(f, "AutoScalingGroupName", "LifecycleHookName", "LifecycleActionResult"); aerr != nil {
+		return nil, aerr
+	}
+	res := f.get("LifecycleActionResult")
+	if res != ResultContinue && res != ResultAbandon {
+		return nil, validationError("Invalid LifecycleActionResult %s: must be CONTINUE or ABANDON", res)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return nil, s.commit(func(st *state) *apiError {
+		a, aerr := findAction(st, f)
+		if aerr != nil {
+			return aerr
+		}
+		return st.finishAction(a, res, false)
+	}, false)
+}
+
+func (s *Sim) recordLifecycleActionHeartbeat(f form) ([]any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return nil, s.commit(func(st *state) *apiError {
+		a, aerr := findAction(st, f)
+		if aerr != nil {
+			return aerr
+		}
+		h := st.groups[a.group].hook(a.hook)
+		a.heartbeats++
+		a.deadline = s.opts.Now().Add(h.timeout)
+		return nil
+	}, false)
+}
+
+// ---- DescribeAutoScalingGroups
+
+type aTag struct {
+	Key               string
+	Value             string
+	ResourceID        string `xml:"ResourceId"`
+	ResourceType      string
+	PropagateAtLaunch bool
+}
+
+type aInstance struct {
+	InstanceID           string `xml:"InstanceId"`
+	InstanceType         string
+	AvailabilityZone     string
+	LifecycleState       string
+	HealthStatus         string
+	ProtectedFromScaleIn bool
+}
+
+type aGroup struct {
+	AutoScalingGroupName             string
+	AutoScalingGroupARN              string
+	MinSize                          int32
+	MaxSize                          int32
+	DesiredCapacity                  int32
+	DefaultCooldown                  int32
+	AvailabilityZones                []string `xml:"AvailabilityZones>member"`
+	HealthCheckType                  string
+	HealthCheckGracePeriod           int32
+	Instances                        []aInstance `xml:"Instances>member"`
+	CreatedTime                      string
+	Tags                             []aTag   `xml:"Tags>member"`
+	VPCZoneIdentifier                string   `xml:"VPCZoneIdentifier,omitempty"`
+	TerminationPolicies              []string `xml:"TerminationPolicies>member"`
+	NewInstancesProtectedFromScaleIn bool
+	ServiceLinkedRoleARN             string
+}
+
+type aGroups struct {
+	XMLName xml.Name `xml:"AutoScalingGroups"`
+	Items   []aGroup `xml:"member"`
+}
+
+func asgFilters(f form) ([]filter, *apiError) {
+	var out []filter
+	for _, i := range f.indices("Filters.member") {
+		p := "Filters.member." + i
+		name := f.get(p + ".Name")
+		switch {
+		case name == "tag-key" || name == "tag-value" || (strings.HasPrefix(name, "tag:") && len(name) > 4):
+		default:
+			return nil, validationError("Filter type %q is not supported", name)
+		}
+		out = append(out, filter{name: name, values: f.list(p + ".Values.member")})
+	}
+	return out, nil
+}
+
+var groupFields = fieldSet[*group]{tags: func(g *group) tags { return g.tags }}
+
+func (s *Sim) describeAutoScalingGroups(f form) ([]any, *apiError) {
+	filters, aerr := asgFilters(f)
+	if aerr != nil {
+		return nil, aerr
+	}
+	names := f.list("AutoScalingGroupNames.member")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	out := aGroups{Items: []aGroup{}}
+	for _, g := range bySeq(st.groups, func(g *group) int { return g.seq }) {
+		if len(names) > 0 && !slices.Contains(names, g.name) {
+			continue
+		}
+		if !groupFields.match(st, g, filters) {
+			continue
+		}
+		x := aGroup{
+			AutoScalingGroupName: g.name,
+			AutoScalingGroupARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s",
+				s.opts.Region, s.opts.AccountID, "00000000-0000-4000-8000-000000000000", g.name),
+			MinSize: g.min, MaxSize: g.max, DesiredCapacity: g.desired, DefaultCooldown: 300,
+			HealthCheckType: "EC2", HealthCheckGracePeriod: g.grace, CreatedTime: xTime(g.created),
+			TerminationPolicies: []string{"Default"},
+			ServiceLinkedRoleARN: fmt.Sprintf("arn:aws:iam::%s:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+				s.opts.AccountID),
+		}
+		var azs, subnets []string
+		for _, m := range g.members {
+			in := st.instances[m.instance]
+			if in == nil {
+				continue
+			}
+			x.Instances = append(x.Instances, aInstance{InstanceID: in.id, InstanceType: in.itype, AvailabilityZone: in.az,
+				LifecycleState: m.lifecycle, HealthStatus: health(in.state)})
+			if !slices.Contains(azs, in.az) {
+				azs = append(azs, in.az)
+			}
+			if !slices.Contains(subnets, in.subnetID) {
+				subnets = append(subnets, in.subnetID)
+			}
+		}
+		slices.Sort(azs)
+		x.AvailabilityZones, x.VPCZoneIdentifier = azs, strings.Join(subnets, ",")
+		for _, k := range sortedKeys(g.tags) {
+			x.Tags = append(x.Tags, aTag{Key: k, Value: g.tags[k], ResourceID: g.name,
+				ResourceType: "auto-scaling-group", PropagateAtLaunch: true})
+		}
+		out.Items = append(out.Items, x)
+	}
+	return []any{out}, nil
+}
+
+func health(state string) string {
+	if state == StateRunning || state == StatePending {
+		return "Healthy"
+	}
+	return "Unhealthy"
+}
