@@ -36,6 +36,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	out.say("building the lab: internet, VPC router + IGW, two AZs each with a NAT instance (real headnat agent, own IMDS) and a private host ...")
 	l, err := lab.Up(ctx, lab.Options{Name: name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return err
 	}
 	defer func() {
@@ -178,7 +179,8 @@ func (t *tracker) sample(s lab.Sample) {
 			d := s.Time.Sub(st)
 			t.outages[s.Site] = append(t.outages[s.Site], d)
 			delete(t.firstErr, s.Site)
-			t.out.say("host-%s: requests succeed again through %s after an outage of %s", s.Site, res, d.Round(time.Millisecond))
+			t.out.say("host-%s: requests succeed again, through %s, after an outage of %s", s.Site, res, d.Round(time.Millisecond))
+			t.last[s.Site] = res
 		}
 	} else {
 		t.fail[s.Site]++

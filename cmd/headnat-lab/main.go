@@ -127,6 +127,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "headnat-lab: interrupted")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "headnat-lab:", err)
 		os.Exit(1)
 	}

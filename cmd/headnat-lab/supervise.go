@@ -179,7 +179,7 @@ func controlHandler(l *lab.Lab, stop func()) http.Handler {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			fmt.Fprintf(w, "%s %s: done\n", name, az)
+			fmt.Fprintln(w, strings.TrimSpace(name+" "+az)+": done")
 		})
 	}
 	act("kill", l.Kill)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // Kill makes a NAT instance die unplanned: its link goes down and its agent is SIGKILLed. In
@@ -114,9 +113,9 @@ func (l *Lab) Faults() ([]string, error) {
 	return rules, nil
 }
 
-// Reset brings the lab back to its starting shape between tests: faults healed, every
-// instance alive with its agent running, every host egressing through its own AZ's NAT.
-func (l *Lab) Reset(timeout time.Duration) error {
+// Reset heals every fault and revives every instance (restarting agents that do not run).
+// Tables go back home on their own, after failback_after.
+func (l *Lab) Reset() error {
 	if err := l.Heal(); err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +17,6 @@ import (
 	"github.com/headnat/headnat/test/netns"
 	"github.com/headnat/headnat/test/vpcsim"
 )
-
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		netns.Sweep()
-	}
-	os.Exit(m.Run())
-}
 
 // ec2In is an EC2 client that reaches the simulator the way an agent does: from inside a
 // namespace, to the endpoint in the router.
@@ -73,11 +65,7 @@ func expectNoEcho(t *testing.T, l *Lab, host *Site) {
 func TestNetworkWithoutAgents(t *testing.T) {
 	netns.RequireRoot(t)
 	ctx := context.Background()
-	l, err := Up(ctx, Options{NoAgents: true, StateDir: t.TempDir(), Name: "net"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	l := ownLab(t, Options{NoAgents: true, Name: "net"})
 	a, b := l.MustSite("a"), l.MustSite("b")
 
 	// Identity: each NAT namespace's IMDS (IMDSv2 only) says who it is.

@@ -135,6 +135,7 @@ type APIRequest struct {
 	From   string    `json:"from"` // the sender's address
 	Site   string    `json:"site"` // the site whose NAT sent it, "" if another
 	Action string    `json:"action"`
+	Status int       `json:"status"` // HTTP status of the answer
 }
 
 // Mutating reports whether an action changes state (anything but Describe*, Get*, List*).
@@ -167,14 +168,26 @@ func (l *Lab) recordRequests(h http.Handler) http.Handler {
 				req.Site = s.Name
 			}
 		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		req.Status = sw.status
 		l.mu.Lock()
 		l.requests = append(l.requests, req)
 		if len(l.requests) > 100000 {
 			l.requests = l.requests[len(l.requests)-50000:]
 		}
 		l.mu.Unlock()
-		h.ServeHTTP(w, r)
 	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // Requests returns the API requests sent at or after t, oldest first.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
@@ -161,46 +162,66 @@ func (l *Lab) WaitHealthz(ctx context.Context, site string, timeout time.Duratio
 
 // Sample is one request of a traffic loop.
 type Sample struct {
-	Time time.Time
-	Site string // the private host's site
-	Via  string // site whose EIP the echo server saw; "" on error or unknown address
-	Seen string // the address the echo server saw
+	Time time.Time // when the request started
+	Site string    // the private host's site
+	Via  string    // site whose EIP the echo server saw; "" on error or unknown address
+	Seen string    // the address the echo server saw
 	Err  error
 }
 
-// Traffic sends one request every interval from every private host until ctx ends or max
-// requests per host were sent, calling fn for every sample (from one goroutine per host).
+// Traffic starts one request every interval from every private host, each with its own
+// timeout (so that a lost request does not delay the next), until ctx ends or max requests per
+// host were started. fn gets every sample in start order per host (one goroutine per host);
+// requests cut short by ctx are not reported.
 func (l *Lab) Traffic(ctx context.Context, interval time.Duration, max int, fn func(Sample)) error {
 	if interval <= 0 || max <= 0 {
 		return errors.New("traffic: interval and max must be positive")
 	}
-	done := make(chan struct{}, len(l.Sites))
+	timeout := 900 * time.Millisecond
+	var wg sync.WaitGroup
 	for _, s := range l.Sites {
+		wg.Add(1)
 		go func() {
-			defer func() { done <- struct{}{} }()
+			defer wg.Done()
+			ordered := make(chan chan *Sample, max)
+			collected := make(chan struct{})
+			go func() {
+				defer close(collected)
+				for ch := range ordered {
+					if smp := <-ch; smp != nil {
+						fn(*smp)
+					}
+				}
+			}()
 			t := time.NewTicker(interval)
 			defer t.Stop()
+		loop:
 			for i := 0; i < max; i++ {
-				start := time.Now()
-				seen, err := l.Echo(ctx, s, interval*5)
-				smp := Sample{Time: start, Site: s.Name, Seen: seen, Err: err}
-				if v := l.SiteByEIP(seen); v != nil && err == nil {
-					smp.Via = v.Name
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				fn(smp)
+				ch := make(chan *Sample, 1)
+				ordered <- ch
+				go func() {
+					start := time.Now()
+					seen, err := l.Echo(ctx, s, timeout)
+					if ctx.Err() != nil {
+						ch <- nil
+						return
+					}
+					smp := &Sample{Time: start, Site: s.Name, Seen: seen, Err: err}
+					if v := l.SiteByEIP(seen); v != nil && err == nil {
+						smp.Via = v.Name
+					}
+					ch <- smp
+				}()
 				select {
 				case <-ctx.Done():
-					return
+					break loop
 				case <-t.C:
 				}
 			}
+			close(ordered)
+			<-collected
 		}()
 	}
-	for range l.Sites {
-		<-done
-	}
+	wg.Wait()
 	return nil
 }
