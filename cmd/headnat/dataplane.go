@@ -17,7 +17,8 @@ const dataplaneUsage = `usage: headnat dataplane apply|verify|remove [flags]
 
   apply   make this host a NAT router for the VPC CIDRs (idempotent)
   verify  list every deviation from the spec; exit 1 when there is one
-  remove  undo apply: headnat's chains and jumps, and the sysctls it changed
+  remove  undo apply: headnat's chains and jumps, and the sysctls it recorded in
+          --state-path (the other flags are accepted and ignored)
 
 flags:
 `
