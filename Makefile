@@ -44,7 +44,7 @@ lab: deps tools build
 	$(BIN)/headnat-lab demo
 
 bench-dataplane: deps build
-	$(GO) run ./bench/dataplane -out docs/BENCHMARKS.md
+	$(GO) run ./bench/dataplane --runs 7 --seconds 5 --conns 5000 --out docs/BENCHMARKS.md
 
 bench-failover: deps tools build
 	$(GO) run ./bench/failover -out docs/BENCHMARKS.md

@@ -132,7 +132,7 @@ func (c *config) run(ctx context.Context) error {
 	}
 
 	nat := &setup{name: "headnat", wantSeen: topo.EIP}
-	routed := &setup{name: "routed", wantSeen: topo.PrivAddr}
+	routed := &setup{name: "routed", wantSeen: topo.PrivEIP}
 	for _, s := range []struct {
 		s    *setup
 		mode topo.Mode
