@@ -22,6 +22,8 @@ import (
 
 const (
 	defaultRefreshEvery = 2 * time.Second
+	// verifyEvery spaces data-plane checks: one runs about a dozen iptables processes.
+	verifyEvery = 5 * time.Second
 	maxDecisions        = 50
 	drainTimeout        = 15 * time.Second
 )
@@ -45,6 +47,9 @@ type agent struct {
 	peerStates []health.PeerState
 	owners     map[string]failover.Owner
 	decisions  []api.Decision
+
+	lastVerify   time.Time // only the self-check goroutine touches these two
+	lastFindings []string
 }
 
 func newAgent(cfg config.Config, o Options, r Resolved, cl Cloud, dp Dataplane, m *server.Metrics, log *slog.Logger) (*agent, error) {
@@ -207,6 +212,11 @@ func (a *agent) selfLoop(ctx context.Context) {
 // verifyAndRepair reports data-plane deviations and re-applies the spec to repair them; a
 // deviation that survives the repair keeps failing checks until rise/fall marks us unhealthy.
 func (a *agent) verifyAndRepair(ctx context.Context) ([]string, error) {
+	if now := time.Now(); now.Sub(a.lastVerify) < verifyEvery {
+		return a.lastFindings, nil
+	} else {
+		a.lastVerify = now
+	}
 	fs, err := a.dp.Verify(ctx, a.res.Spec)
 	if err != nil {
 		return nil, err
@@ -215,10 +225,13 @@ func (a *agent) verifyAndRepair(ctx context.Context) ([]string, error) {
 	for _, f := range fs {
 		out = append(out, f.String())
 	}
+	a.lastFindings = out
 	if len(out) > 0 {
 		a.log.Warn("data plane deviates; re-applying", "findings", out)
 		if _, err := a.dp.Apply(ctx, a.res.Spec); err != nil {
 			a.log.Error("re-apply data plane", "err", err)
+		} else {
+			a.lastVerify = time.Time{} // check the repair on the next self check
 		}
 	}
 	return out, nil
