@@ -42,7 +42,7 @@ type Options struct {
 	Config    config.Config
 	Version   string
 	Logger    *slog.Logger
-	Once      bool // run one tick and exit
+	Once      bool      // run one tick and exit
 	Cloud     Cloud     // nil: a real AWS client from Config.AWS
 	Dataplane Dataplane // nil: the host's
 	// RefreshEvery is how often the cluster (members, route tables) is re-read from EC2.

@@ -23,9 +23,9 @@ import (
 const (
 	defaultRefreshEvery = 2 * time.Second
 	// verifyEvery spaces data-plane checks: one runs about a dozen iptables processes.
-	verifyEvery = 5 * time.Second
-	maxDecisions        = 50
-	drainTimeout        = 15 * time.Second
+	verifyEvery  = 5 * time.Second
+	maxDecisions = 50
+	drainTimeout = 15 * time.Second
 )
 
 type agent struct {

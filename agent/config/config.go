@@ -21,11 +21,11 @@ import (
 
 // Config is the whole agent configuration. Zero values mean "discover" or "default".
 type Config struct {
-	Cluster          string         `yaml:"cluster"`           // default: the instance's headnat:cluster tag
-	Listen           string         `yaml:"listen"`            // /healthz, /status, /metrics
-	PeerPort         int            `yaml:"peer_port"`         // port peers serve /healthz on
-	EgressInterface  string         `yaml:"egress_interface"`  // default: from the default route
-	VPCCIDRs         []netip.Prefix `yaml:"vpc_cidrs"`         // default: from IMDS
+	Cluster          string         `yaml:"cluster"`          // default: the instance's headnat:cluster tag
+	Listen           string         `yaml:"listen"`           // /healthz, /status, /metrics
+	PeerPort         int            `yaml:"peer_port"`        // port peers serve /healthz on
+	EgressInterface  string         `yaml:"egress_interface"` // default: from the default route
+	VPCCIDRs         []netip.Prefix `yaml:"vpc_cidrs"`        // default: from IMDS
 	ExtraSourceCIDRs []netip.Prefix `yaml:"extra_source_cidrs"`
 	RouteTables      []string       `yaml:"route_tables"` // default: every table tagged with the cluster
 	FailbackAfter    time.Duration  `yaml:"failback_after"`
