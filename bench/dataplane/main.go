@@ -414,8 +414,8 @@ func (c *config) report(nat, routed *setup) string {
 		"hairpinning on eth0 → router/IGW → internet host, and the replies back the same way. *headnat*: the NAT\n" +
 		"instance after `headnat dataplane apply` (masquerade, forward filter, MSS clamp, conntrack), the IGW\n" +
 		"lets out only the NAT's address. *Routed*: the same topology and paths, the NAT instance only forwards\n" +
-		"(ip_forward=1, no rules, no conntrack), the IGW lets the private subnet out unmapped and the internet\n" +
-		"host routes the replies back.\n\n")
+		"(ip_forward=1, no rules, no conntrack), and the IGW maps the private host 1:1 to a public address of\n" +
+		"its own, as it maps the NAT's: both setups pay for the IGW, so the ratio is the NAT instance's own cost.\n\n")
 	b.WriteString("| measure | headnat | routed | ratio |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| TCP throughput private → internet, iperf3 1 stream × %d s, median of %d | %.2f Gbit/s | %.2f Gbit/s | **%.3f×** (target ≥ 0.95×: %s) |\n",
 		c.seconds, c.runs, gN, gR, ratio, verdict)
