@@ -228,7 +228,8 @@ func TestFailbackAfterFailbackAfter(t *testing.T) {
 }
 
 // A partition between the NATs (each healthy, each with egress): over 3x failback_after no
-// table moves more than once per failback_after, and both subnets keep reaching the internet.
+// table moves more than once per failback_after (no fight), and both subnets keep reaching the
+// internet.
 func TestPartitionNoFight(t *testing.T) {
 	l := sharedLab(t)
 	ctx := context.Background()
@@ -253,16 +254,16 @@ func TestPartitionNoFight(t *testing.T) {
 	for _, m := range moves {
 		byTable[m.Table] = append(byTable[m.Table], m)
 	}
+	// The worst case under a full partition is one move of a table per failback_after.
 	for table, ms := range byTable {
 		for i := 1; i < len(ms); i++ {
 			if gap := ms[i].Time.Sub(ms[i-1].Time); gap < testFailback*9/10 {
 				t.Errorf("table %s moved twice within %s (failback_after %s): %+v", table, gap, testFailback, ms)
 			}
 		}
-	}
-	// One move per failback_after, plus both agents grabbing at the very start.
-	if max := int(window/testFailback) + len(l.Sites); len(moves) > max {
-		t.Errorf("%d route moves in %s under partition, want at most %d: %+v", len(moves), window, max, moves)
+		if max := int(window/testFailback) + 1; len(ms) > max {
+			t.Errorf("table %s moved %d times in %s under partition, want at most %d", table, len(ms), window, max)
+		}
 	}
 	t.Logf("%d route moves in %s under partition; %d failed requests", len(moves), window, failures)
 	for _, m := range moves {

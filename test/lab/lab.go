@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/test/netns"
 	"github.com/headnat/headnat/test/vpcsim"
 )
@@ -66,6 +67,10 @@ type Lab struct {
 	moves    []Move
 	requests []APIRequest
 	closed   bool
+
+	decisions    []api.Decision
+	seenDecision map[string]bool
+	stopWatch    context.CancelFunc
 }
 
 // Move is one accepted route write, as the simulator saw it.
@@ -186,6 +191,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	l.stopWatch = stopWatch
+	go l.watchDecisions(wctx)
 	log.Info("waiting for both private hosts to reach the internet through their own AZ's NAT")
 	if err := l.WaitHome(ctx, opts.ReadyTimeout); err != nil {
 		return l, err
@@ -452,6 +460,9 @@ func (l *Lab) Close() {
 		return
 	}
 	l.closed = true
+	if l.stopWatch != nil {
+		l.stopWatch()
+	}
 	procs := []*proc{}
 	for _, p := range l.agents {
 		procs = append(procs, p)

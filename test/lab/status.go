@@ -81,22 +81,20 @@ func (l *Lab) Status(ctx context.Context) Status {
 			} else {
 				av.Code, av.Healthz = code, &hz
 			}
-			var ds []api.Decision
 			if av.Pid != 0 {
 				if as, err := l.AgentStatus(ctx, s.Name); err == nil {
-					ds = as.Decisions
+					l.mergeDecisions(as.Decisions)
 				}
 			}
 			mu.Lock()
 			st.Agents[i] = av
-			st.Decisions = append(st.Decisions, ds...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	sort.SliceStable(st.Decisions, func(i, j int) bool { return st.Decisions[i].Time.Before(st.Decisions[j].Time) })
-	if n := len(st.Decisions); n > 10 {
-		st.Decisions = st.Decisions[n-10:]
+	st.Decisions = l.Decisions()
+	if n := len(st.Decisions); n > 50 {
+		st.Decisions = st.Decisions[n-50:]
 	}
 	st.Moves = l.Moves()
 	if n := len(st.Moves); n > 10 {
@@ -154,21 +152,98 @@ func WriteStatus(w io.Writer, st Status) {
 			fmt.Fprintln(w, "  "+f)
 		}
 	}
-	fmt.Fprintln(w, "\nroute moves (simulator):")
+	fmt.Fprintln(w, "\nroute moves (simulator), with the deciding agent's reason:")
 	if len(st.Moves) == 0 {
 		fmt.Fprintln(w, "  none")
 	}
+	used := map[int]bool{}
 	for _, m := range st.Moves {
-		fmt.Fprintf(w, "  %s  %s private-%s -> nat-%s (%s)\n", m.Time.Local().Format("15:04:05.000"), m.Action, m.TableAZ, m.TargetAZ, m.ENI)
+		line := fmt.Sprintf("  %s  %s private-%s -> nat-%s", m.Time.Local().Format("15:04:05.000"), m.Action, m.TableAZ, m.TargetAZ)
+		if i := matchDecision(st.Decisions, m, used); i >= 0 {
+			used[i] = true
+			line += fmt.Sprintf(": %s, %s", st.Decisions[i].Kind, st.Decisions[i].Reason)
+		}
+		fmt.Fprintln(w, line)
 	}
-	if len(st.Decisions) > 0 {
-		fmt.Fprintln(w, "\nroute decisions (agents):")
-		for _, d := range st.Decisions {
+	var other []api.Decision
+	for i, d := range st.Decisions {
+		if !used[i] && d.Result != "ok" {
+			other = append(other, d)
+		}
+	}
+	if len(other) > 0 {
+		fmt.Fprintln(w, "\nroute decisions that moved nothing:")
+		for _, d := range other {
 			line := fmt.Sprintf("  %s  %s %s -> %s: %s [%s]", d.Time.Local().Format("15:04:05.000"), d.Kind, d.Table, d.Target, d.Reason, d.Result)
 			if d.Error != "" {
 				line += " " + d.Error
 			}
 			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// matchDecision finds the agent decision behind a move: same table and ENI, logged within two
+// seconds before the simulator accepted the write.
+func matchDecision(ds []api.Decision, m Move, used map[int]bool) int {
+	for i, d := range ds {
+		if used[i] || d.Table != m.Table || d.TargetENI != m.ENI || d.Result != "ok" {
+			continue
+		}
+		if dt := m.Time.Sub(d.Time); dt >= -time.Second && dt <= 2*time.Second {
+			return i
+		}
+	}
+	return -1
+}
+
+// mergeDecisions adds agents' decisions to the lab's record, once each.
+func (l *Lab) mergeDecisions(ds []api.Decision) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seenDecision == nil {
+		l.seenDecision = map[string]bool{}
+	}
+	for _, d := range ds {
+		k := fmt.Sprintf("%d/%s/%s/%s", d.Time.UnixNano(), d.Table, d.Target, d.Kind)
+		if l.seenDecision[k] {
+			continue
+		}
+		l.seenDecision[k] = true
+		l.decisions = append(l.decisions, d)
+	}
+	sort.SliceStable(l.decisions, func(i, j int) bool { return l.decisions[i].Time.Before(l.decisions[j].Time) })
+	if n := len(l.decisions); n > 1000 {
+		l.decisions = l.decisions[n-500:]
+	}
+}
+
+// Decisions returns the route decisions the agents reported so far (kept after an agent dies),
+// oldest first.
+func (l *Lab) Decisions() []api.Decision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]api.Decision(nil), l.decisions...)
+}
+
+// watchDecisions collects the agents' decisions every second until ctx ends, so that the
+// reasons of an agent that dies later are not lost.
+func (l *Lab) watchDecisions(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range l.Sites {
+			if l.AgentPid(s.Name) == 0 {
+				continue
+			}
+			if as, err := l.AgentStatus(ctx, s.Name); err == nil {
+				l.mergeDecisions(as.Decisions)
+			}
 		}
 	}
 }
