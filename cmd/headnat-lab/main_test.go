@@ -13,7 +13,9 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 		check   func(*options) bool
 	}{
-		{args: []string{"up"}, check: func(o *options) bool { return o.Command == "up" && o.Name == "lab" && o.FailbackAfter == 10*time.Second }},
+		{args: []string{"up"}, check: func(o *options) bool {
+			return o.Command == "up" && o.Name == "lab" && o.FailbackAfter == 10*time.Second
+		}},
 		{args: []string{"-name", "x", "kill", "a"}, check: func(o *options) bool { return o.Name == "x" && o.Command == "kill" && o.Args[0] == "a" }},
 		{args: []string{"status", "-json"}, check: func(o *options) bool { return o.Command == "status" && o.JSON }},
 		{args: []string{"demo", "-failback-after", "3s"}, check: func(o *options) bool { return o.FailbackAfter == 3*time.Second }},
