@@ -22,6 +22,12 @@ func TestInstanceDeathFailsOver(t *testing.T) {
 	l := sharedLab(t)
 	ctx := context.Background()
 	a, b := l.MustSite("a"), l.MustSite("b")
+	// The lab starts the instances with source/dest check on, as EC2 does; the agents turn it off.
+	for _, s := range l.Sites {
+		if l.Sim.SourceDestCheck(s.ENI) {
+			t.Fatalf("source/dest check of nat-%s still on", s.Name)
+		}
+	}
 
 	if err := l.Kill(a.Name); err != nil {
 		t.Fatal(err)
