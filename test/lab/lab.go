@@ -55,7 +55,6 @@ type Lab struct {
 	Inet, Router *netns.NS
 	Sites        []*Site
 	Sim          *vpcsim.Sim
-	ASG          string
 
 	nss     []*netns.NS
 	servers []*http.Server
