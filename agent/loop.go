@@ -44,6 +44,7 @@ type agent struct {
 	cluster    cloud.Cluster
 	lastMove   map[string]time.Time
 	evidence   map[string]time.Time // peer -> when it was seen taking a table while down in my view
+	agentDown  map[string]time.Time // peer -> since when its host answers but its agent does not
 	peerStates []health.PeerState
 	owners     map[string]failover.Owner
 	decisions  []api.Decision
@@ -70,10 +71,11 @@ func newAgent(cfg config.Config, o Options, r Resolved, cl Cloud, dp Dataplane, 
 	}
 	a := &agent{
 		cfg: cfg, opts: o, res: r, cl: cl, dp: dp, metrics: m, log: log,
-		refresh:  o.RefreshEvery,
-		cluster:  r.Cluster,
-		lastMove: map[string]time.Time{},
-		evidence: map[string]time.Time{},
+		refresh:   o.RefreshEvery,
+		cluster:   r.Cluster,
+		lastMove:  map[string]time.Time{},
+		evidence:  map[string]time.Time{},
+		agentDown: map[string]time.Time{},
 	}
 	if a.refresh <= 0 {
 		a.refresh = defaultRefreshEvery
@@ -319,6 +321,7 @@ func (a *agent) tick(ctx context.Context, now time.Time) {
 	}
 	a.mu.Lock()
 	a.peerStates = states
+	a.trackAgentDown(states, now)
 	obs := a.observation(now)
 	a.mu.Unlock()
 	d, err := failover.Decide(obs)
@@ -331,6 +334,22 @@ func (a *agent) tick(ctx context.Context, now time.Time) {
 	a.mu.Unlock()
 	for _, w := range d.Writes {
 		a.write(ctx, w, now)
+	}
+}
+
+// trackAgentDown notes peers whose host answers while their agent does not (refused, or
+// answering that it is still starting). Caller holds a.mu.
+func (a *agent) trackAgentDown(states []health.PeerState, now time.Time) {
+	for _, st := range states {
+		starting := st.LastErr == "" && st.Answer.Starting
+		switch _, seen := a.agentDown[st.Peer.ID]; {
+		case (st.HostUp || starting) && !seen:
+			a.agentDown[st.Peer.ID] = now
+			a.log.Info("peer's host answers but its agent does not (yet); keeping its tables for the restart grace",
+				"peer", st.Peer.ID, "grace", a.cfg.Probe.RestartGrace, "err", st.LastErr)
+		case !st.HostUp && !starting && seen:
+			delete(a.agentDown, st.Peer.ID)
+		}
 	}
 }
 
@@ -357,9 +376,14 @@ func (a *agent) observation(now time.Time) failover.Observation {
 				fi.HealthySince = st.Since
 			}
 			ev, seen := a.evidence[in.ID]
-			// Partitioned (answers healthy over the other path), not yet decided (fresh start) or
-			// seen taking tables while failing my probes: alive, so its tables are not taken.
-			fi.TailnetReachable = (st.TailnetReachable && st.Answer.Healthy) || !st.Decided || (seen && now.Sub(ev) < window)
+			down, restarting := a.agentDown[in.ID]
+			// Partitioned (answers healthy over the other path), not yet decided (fresh start),
+			// rising (its latest answer says healthy; rise/fall gates preference, not death),
+			// seen taking tables while failing my probes, or its agent restarting within the
+			// grace: alive, so its tables are not taken.
+			rising := st.LastErr == "" && st.Answer.Healthy
+			fi.TailnetReachable = (st.TailnetReachable && st.Answer.Healthy) || !st.Decided || rising ||
+				(seen && now.Sub(ev) < window) || (restarting && now.Sub(down) < a.cfg.Probe.RestartGrace)
 		} else {
 			// A member not probed yet (just discovered): unknown, not dead.
 			fi.TailnetReachable = true
@@ -441,6 +465,7 @@ func (a *agent) healthz() api.Healthz {
 		Healthy:    r.Healthy,
 		Reasons:    r.Reasons,
 		Draining:   r.Draining,
+		Starting:   !r.Decided && !r.Draining,
 		LaunchTime: a.res.Self.LaunchTime,
 		Tables:     a.heldTables(),
 		Version:    a.opts.Version,

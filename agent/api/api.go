@@ -16,11 +16,14 @@ const (
 
 // Healthz is what /healthz answers: 200 when Healthy, 503 (same JSON body) when not.
 type Healthz struct {
-	Instance   string    `json:"instance"`
-	AZ         string    `json:"az"`
-	Healthy    bool      `json:"healthy"`
-	Reasons    []string  `json:"reasons,omitempty"` // why unhealthy (or "ok")
-	Draining   bool      `json:"draining"`
+	Instance string   `json:"instance"`
+	AZ       string   `json:"az"`
+	Healthy  bool     `json:"healthy"`
+	Reasons  []string `json:"reasons,omitempty"` // why unhealthy (or "ok")
+	Draining bool     `json:"draining"`
+	// Starting: the agent has not reached its first verdict on its own health since it
+	// started. Peers treat it as alive but not yet healthy, within their restart grace.
+	Starting   bool      `json:"starting,omitempty"`
 	LaunchTime time.Time `json:"launch_time"`
 	Tables     []string  `json:"tables"` // route tables that currently target me
 	Version    string    `json:"version"`

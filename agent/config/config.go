@@ -43,6 +43,10 @@ type Probe struct {
 	Timeout  time.Duration `yaml:"timeout"`
 	Rise     int           `yaml:"rise"`
 	Fall     int           `yaml:"fall"`
+	// RestartGrace is how long a peer whose host answers but whose agent does not (refused,
+	// or still starting) keeps its tables: long enough for systemd to restart a crashed agent
+	// without moving routes and breaking connections.
+	RestartGrace time.Duration `yaml:"restart_grace"`
 }
 
 // Egress is the own-egress check: at least K of Targets must answer.
@@ -74,7 +78,7 @@ func Default() Config {
 		Listen:        ":7070",
 		PeerPort:      7070,
 		FailbackAfter: 60 * time.Second,
-		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3},
+		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
 		Egress:        Egress{K: 1},
 		StatePath:     "/run/headnat/dataplane.json",
 	}
@@ -159,6 +163,7 @@ func keys() []key {
 		{"probe.timeout", "probe timeout", dur(func(c *Config) *time.Duration { return &c.Probe.Timeout })},
 		{"probe.rise", "consecutive passes before healthy", num(func(c *Config) *int { return &c.Probe.Rise })},
 		{"probe.fall", "consecutive failures before unhealthy", num(func(c *Config) *int { return &c.Probe.Fall })},
+		{"probe.restart_grace", "how long a peer whose agent is down but whose host answers keeps its tables", dur(func(c *Config) *time.Duration { return &c.Probe.RestartGrace })},
 		{"egress.targets", "comma-separated egress probe targets (tcp://host:port, http://...)", list(func(c *Config) *[]string { return &c.Egress.Targets })},
 		{"egress.k", "egress probes that must pass", num(func(c *Config) *int { return &c.Egress.K })},
 		{"conntrack.max", "conntrack table size (0: sized to memory)", num(func(c *Config) *int { return &c.Conntrack.Max })},
@@ -287,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Probe.Timeout <= 0 {
 		bad("probe.timeout: must be positive")
+	}
+	if c.Probe.RestartGrace < 0 {
+		bad("probe.restart_grace: must not be negative")
 	}
 	if c.Probe.Rise < 1 || c.Probe.Fall < 1 {
 		bad("probe.rise and probe.fall: must be at least 1")

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
@@ -93,7 +95,10 @@ type PeerState struct {
 	Decided bool      // a verdict was reached at least once (see RiseFall.Decided)
 	Since   time.Time // when the current verdict began
 	LastErr string    // latest primary-path error, "" when the primary answered
-	Via     string    // path that answered the latest probe: api.ViaVPC, api.ViaTailnet or api.ViaNone
+	// HostUp: the latest primary probe was refused: the peer's kernel answered, but nothing
+	// listens on the health port (its agent is down or restarting).
+	HostUp bool
+	Via    string // path that answered the latest probe: api.ViaVPC, api.ViaTailnet or api.ViaNone
 	// TailnetReachable: the primary path failed and the secondary answered in the latest probe:
 	// the peer is partitioned from us, not dead.
 	TailnetReachable bool
@@ -217,6 +222,7 @@ func (e *peerEntry) observe(p Peer, prim, sec pathResult, haveSecondary bool, no
 	s.Decided = e.rf.Decided()
 	s.Since = e.rf.Since()
 	s.TailnetReachable = false
+	s.HostUp = errors.Is(prim.err, syscall.ECONNREFUSED)
 	switch {
 	case prim.err == nil:
 		s.LastErr, s.Via = "", api.ViaVPC

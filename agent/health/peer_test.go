@@ -235,3 +235,39 @@ func TestNewPeerTrackerRejectsBadInput(t *testing.T) {
 		t.Error("nil primary accepted")
 	}
 }
+
+// A refused probe means the peer's kernel answered (its agent is down); a probe that times out
+// means nothing answered at all. Only the first sets HostUp.
+func TestPeerTrackerHostUpOnlyWhenRefused(t *testing.T) {
+	// A port that was just closed refuses connections.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	// A listener that never accepts and has a full backlog is not refused; a timeout comes
+	// from a server that accepts and never answers.
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(silent.Close)
+	silentPort := silent.Listener.Addr().(*net.TCPAddr).Port
+
+	for _, tc := range []struct {
+		name   string
+		port   int
+		hostUp bool
+	}{{"refused", closedPort, true}, {"silent", silentPort, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := NewPeerTracker(trackerConfig(), HTTPPath{Port: tc.port}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := tr.Probe(testCtx(t), []Peer{{ID: "i-b", IP: loopback}}, time.Unix(1, 0))
+			if st[0].LastErr == "" || st[0].HostUp != tc.hostUp {
+				t.Fatalf("HostUp = %v (err %q), want %v", st[0].HostUp, st[0].LastErr, tc.hostUp)
+			}
+		})
+	}
+}

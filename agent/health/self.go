@@ -22,6 +22,7 @@ func (f VerifierFunc) Verify(ctx context.Context) ([]string, error) { return f(c
 // SelfResult is the outcome of one Self.Check.
 type SelfResult struct {
 	Healthy  bool      // after rise/fall, and false while draining
+	Decided  bool      // rise/fall reached a verdict since the start (false: starting)
 	Changed  bool      // Healthy changed with this check
 	Since    time.Time // when the current rise/fall verdict began
 	Draining bool
@@ -126,6 +127,7 @@ func (s *Self) Check(ctx context.Context, now time.Time) SelfResult {
 	r := SelfResult{
 		Healthy:  healthy && !s.draining,
 		Changed:  changed,
+		Decided:  s.rf.Decided(),
 		Since:    s.rf.Since(),
 		Draining: s.draining,
 		Probes:   probes,
