@@ -392,13 +392,18 @@ func (l *Lab) StartAgent(site string, extraEnv ...string) error {
 // for it to exit (bounded by timeout). It returns the exit code (-1 if killed) and its output.
 // Used for agents that must refuse to start.
 func (l *Lab) RunAgentOnce(ctx context.Context, site string, timeout time.Duration, extraEnv ...string) (int, string, error) {
+	return l.RunAgent(ctx, site, timeout, nil, extraEnv...)
+}
+
+// RunAgent is RunAgentOnce with extra command-line arguments (e.g. --once, --dry-run).
+func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, args []string, extraEnv ...string) (int, string, error) {
 	s, err := l.Site(site)
 	if err != nil {
 		return 0, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := s.NAT.Cmd(ctx, l.bin, "agent")
+	cmd := s.NAT.Cmd(ctx, l.bin, append([]string{"agent"}, args...)...)
 	cmd.Env = l.AgentEnv(s, extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()

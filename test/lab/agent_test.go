@@ -1,0 +1,104 @@
+package lab
+
+// The agent's operator-facing modes in the lab: --once, --dry-run, the restart grace and
+// `headnat status`.
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// With nat-b dead and no agent running anywhere: --once --dry-run logs the take-over it would
+// do and writes nothing; --once then does exactly that one write and exits 0.
+func TestOnceAndDryRun(t *testing.T) {
+	l := sharedLab(t)
+	ctx := context.Background()
+	a, b := l.MustSite("a"), l.MustSite("b")
+	if err := l.StopAgent(a.Name, syscall.SIGKILL, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Kill(b.Name); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HEADNAT_LISTEN=:7071"}
+
+	start := time.Now()
+	code, out, err := l.RunAgent(ctx, a.Name, 60*time.Second, []string{"--once", "--dry-run"}, env...)
+	if err != nil || code != 0 {
+		t.Fatalf("--once --dry-run: exit %d, %v\n%s", code, err, out)
+	}
+	if !strings.Contains(out, "dry run: would point route") || !strings.Contains(out, b.RouteTable) {
+		t.Fatalf("--dry-run did not log the take-over of %s:\n%s", b.RouteTable, out)
+	}
+	for _, r := range l.Requests(start) {
+		if r.Mutating() {
+			t.Errorf("--dry-run made a mutating call: %+v", r)
+		}
+	}
+	if site, _ := l.Target(b.RouteTable); site != b.Name {
+		t.Fatalf("private-b moved to %q during --dry-run", site)
+	}
+
+	start = time.Now()
+	code, out, err = l.RunAgent(ctx, a.Name, 60*time.Second, []string{"--once"}, env...)
+	if err != nil || code != 0 {
+		t.Fatalf("--once: exit %d, %v\n%s", code, err, out)
+	}
+	if site, _ := l.Target(b.RouteTable); site != a.Name {
+		t.Fatalf("private-b targets %q after --once, want a\n%s", site, out)
+	}
+	if ws := routeWritesSince(l, start); len(ws) != 1 || ws[0].Params["RouteTableId"] != b.RouteTable {
+		t.Fatalf("--once route writes: %+v, want exactly one to %s", ws, b.RouteTable)
+	}
+}
+
+// An agent that stays down while its host still answers keeps its table for
+// probe.restart_grace, then loses it.
+func TestRestartGraceExpires(t *testing.T) {
+	const grace = 3 * time.Second
+	l := ownLab(t, Options{Name: "grace", FailbackAfter: testFailback, AgentEnv: []string{"HEADNAT_PROBE_RESTART_GRACE=" + grace.String()}})
+	a, b := l.MustSite("a"), l.MustSite("b")
+	if err := l.StopAgent(a.Name, syscall.SIGKILL, 0); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitTarget(t, l, a.RouteTable, b.Name, 30*time.Second)
+	var moved time.Time
+	for _, m := range l.Moves() {
+		if m.Table == a.RouteTable && m.TargetAZ == b.Name && m.Time.After(killed) {
+			moved = m.Time
+		}
+	}
+	if moved.IsZero() {
+		t.Fatalf("no move of private-a to nat-b in the log: %+v", l.Moves())
+	}
+	if d := moved.Sub(killed); d < grace {
+		t.Fatalf("private-a moved %s after the agent died, before the %s grace", d, grace)
+	}
+}
+
+// `headnat status` run on a NAT instance prints every route table with the instance serving it.
+func TestStatusCommand(t *testing.T) {
+	l := sharedLab(t)
+	a := l.MustSite("a")
+	out := a.NAT.MustRun(t, l.bin, "status", "--addr", "127.0.0.1:7070")
+	for _, want := range []string{"cluster ", "ROUTE TABLE", "healthy"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, s := range l.Sites {
+		var line string
+		for _, ln := range strings.Split(out, "\n") {
+			if strings.HasPrefix(ln, s.RouteTable) {
+				line = ln
+			}
+		}
+		if !strings.Contains(line, s.InstanceID) || !strings.Contains(line, "active") {
+			t.Fatalf("table %s should be served by %s:\n%s", s.RouteTable, s.InstanceID, out)
+		}
+	}
+}
