@@ -102,3 +102,33 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM hands the routes over before the agent exits: it reports draining, the peer takes
+// its table at once, and it exits as soon as no table targets it.
+func TestSIGTERMHandsRoutesOver(t *testing.T) {
+	l := sharedLab(t)
+	a, b := l.MustSite("a"), l.MustSite("b")
+	start := time.Now()
+	if err := l.StopAgent(a.Name, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	exited := time.Now()
+	if l.AgentRunning(a.Name) {
+		t.Fatal("agent still running after SIGTERM and its grace")
+	}
+	if site, _ := l.Target(a.RouteTable); site != b.Name {
+		t.Fatalf("private-a targets %q after nat-a's agent drained, want b", site)
+	}
+	var handedOver bool
+	for _, m := range l.Moves() {
+		if m.Table == a.RouteTable && m.TargetAZ == b.Name && m.Time.After(start) && m.Time.Before(exited) {
+			handedOver = true
+		}
+	}
+	if !handedOver {
+		t.Fatalf("private-a did not move to nat-b between SIGTERM and exit: %+v", l.Moves())
+	}
+	if d := exited.Sub(start); d > 15*time.Second {
+		t.Fatalf("drain took %s, beyond its 15s deadline", d)
+	}
+}
