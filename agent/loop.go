@@ -375,15 +375,9 @@ func (a *agent) observation(now time.Time) failover.Observation {
 			if fi.Healthy {
 				fi.HealthySince = st.Since
 			}
-			ev, seen := a.evidence[in.ID]
-			down, restarting := a.agentDown[in.ID]
-			// Partitioned (answers healthy over the other path), not yet decided (fresh start),
-			// rising (its latest answer says healthy; rise/fall gates preference, not death),
-			// seen taking tables while failing my probes, or its agent restarting within the
-			// grace: alive, so its tables are not taken.
-			rising := st.LastErr == "" && st.Answer.Healthy
-			fi.TailnetReachable = (st.TailnetReachable && st.Answer.Healthy) || !st.Decided || rising ||
-				(seen && now.Sub(ev) < window) || (restarting && now.Sub(down) < a.cfg.Probe.RestartGrace)
+			l := liveness{peer: st, now: now, actedAt: a.evidence[in.ID], agentDownSince: a.agentDown[in.ID],
+				actedWindow: window, restartGrace: a.cfg.Probe.RestartGrace}
+			fi.TailnetReachable = l.aliveNotHealthy() != ""
 		} else {
 			// A member not probed yet (just discovered): unknown, not dead.
 			fi.TailnetReachable = true
