@@ -171,6 +171,13 @@ func (a *agent) drain(ctx context.Context, tick *time.Ticker) {
 	if len(a.heldTables()) == 0 {
 		return
 	}
+	a.mu.Lock()
+	anyPeer := slices.ContainsFunc(a.peerStates, func(st health.PeerState) bool { return st.Healthy && !st.Draining })
+	a.mu.Unlock()
+	if !anyPeer {
+		a.log.Warn("exiting without hand-over: no healthy peer to take the route tables", "tables", a.heldTables())
+		return
+	}
 	a.self.SetDraining(true)
 	a.log.Info("draining: waiting for peers to take the route tables", "tables", a.heldTables(), "timeout", drainTimeout)
 	ctx, cancel := context.WithTimeout(ctx, drainTimeout)
