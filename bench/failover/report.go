@@ -1,0 +1,321 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/headnat/headnat/agent/api"
+)
+
+// Targets with the default settings.
+const (
+	targetP50 = time.Second
+	targetMax = 2 * time.Second
+)
+
+type report struct {
+	cfg       *config
+	args      []string
+	machine   machine
+	loadStart string
+	loadEnd   string
+	finished  time.Time
+	agentCfg  api.ConfigSummary
+	failures  []failureResult
+	idle      *idleResult
+}
+
+// outage is one host's outage in one failure.
+type outage struct {
+	n    int
+	host string
+	r    hostResult
+}
+
+// outages are the affected hosts' outages: the killed NAT's own host always, the other host
+// when it lost a request too.
+func (r *report) outages() []outage {
+	var out []outage
+	for _, f := range r.failures {
+		for _, h := range f.Hosts {
+			if h.Host == f.Site || h.Failed > 0 {
+				out = append(out, outage{f.N, h.Host, h})
+			}
+		}
+	}
+	return out
+}
+
+type stats struct {
+	p50, p95, max                  time.Duration
+	failed, requests, backFailed   int
+	unrecovered, multi             int
+	takeOver, afterWrite, failback []time.Duration
+	killCmd                        []time.Duration
+}
+
+func (r *report) stats() stats {
+	var s stats
+	var ds []time.Duration
+	for _, o := range r.outages() {
+		ds = append(ds, o.r.Outage)
+		if !o.r.Recovered {
+			s.unrecovered++
+		}
+		if o.r.Episodes > 1 {
+			s.multi++
+		}
+	}
+	s.p50, s.p95, s.max = percentile(ds, 50), percentile(ds, 95), percentile(ds, 100)
+	for _, f := range r.failures {
+		for _, h := range f.Hosts {
+			s.failed += h.Failed
+			s.requests += h.Requests
+		}
+		for _, h := range f.Back {
+			s.backFailed += h.Failed
+		}
+		if f.TakeOver >= 0 {
+			s.takeOver = append(s.takeOver, f.TakeOver)
+			if h := host(f.Hosts, f.Site); !h.FirstOK.IsZero() {
+				s.afterWrite = append(s.afterWrite, h.FirstOK.Sub(f.move))
+			}
+		}
+		if f.Failback >= 0 {
+			s.failback = append(s.failback, f.Failback)
+		}
+		s.killCmd = append(s.killCmd, f.KillCmd)
+	}
+	return s
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func ms(d time.Duration) string {
+	if d < 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
+
+// targets reports each target: what, whether met, and a line saying so.
+func (r *report) targets() []string {
+	var out []string
+	if len(r.failures) > 0 {
+		s := r.stats()
+		ok := s.unrecovered == 0
+		out = append(out,
+			fmt.Sprintf("p50 outage %s ≤ %s: %s", secs(s.p50), secs(targetP50), verdict(ok && s.p50 <= targetP50)),
+			fmt.Sprintf("max outage %s ≤ %s: %s", secs(s.max), secs(targetMax), verdict(ok && s.max <= targetMax)))
+	}
+	if r.idle != nil {
+		out = append(out, fmt.Sprintf("false failovers in %s idle: %d, target 0: %s",
+			r.idle.Duration.Round(time.Second), len(r.idle.Moves), verdict(len(r.idle.Moves) == 0)))
+	}
+	return out
+}
+
+// summary is the short text printed at the end of a run.
+func (r *report) summary() string {
+	var b strings.Builder
+	if len(r.failures) > 0 {
+		s := r.stats()
+		fmt.Fprintf(&b, "%d failures: outage p50 %s, p95 %s, max %s; %d of %d requests failed during the failures, %d at the fail-backs\n",
+			len(r.failures), secs(s.p50), secs(s.p95), secs(s.max), s.failed, s.requests, s.backFailed)
+	}
+	if r.idle != nil {
+		var req, failed int
+		for _, h := range r.idle.Hosts {
+			req += h.Requests
+			failed += h.Failed
+		}
+		fmt.Fprintf(&b, "idle %s: %d route moves, %d of %d requests failed\n", r.idle.Duration.Round(time.Second), len(r.idle.Moves), failed, req)
+	}
+	for _, t := range r.targets() {
+		fmt.Fprintln(&b, "target: "+t)
+	}
+	return b.String()
+}
+
+func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }
+
+func maxOf(ds []time.Duration) time.Duration { return percentile(ds, 100) }
+
+func minOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return slices.Min(ds)
+}
+
+// markdown is the section of docs/BENCHMARKS.md, markers included.
+func (r *report) markdown() string {
+	begin, end := markers(benchName)
+	c := r.agentCfg
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n## Failover: unplanned death of a NAT instance\n\n", begin)
+	fmt.Fprintf(&b, "Measured %s on %s; load average %s at the start, %s at the end; the run took %s.\n\n",
+		r.machine.Started.UTC().Format("2006-01-02"), r.machine, r.loadStart, r.loadEnd, r.finished.Sub(r.machine.Started).Round(time.Second))
+	b.WriteString("Lab: `test/lab` on one kernel, the real agents (`bin/headnat agent`, one per AZ, each with its own IMDS mock)\n" +
+		"against the VPC simulator, whose route writes move the router namespace's kernel routes. A failure is\n" +
+		"`Kill`: the NAT instance's link goes down and its agent is SIGKILLed (EC2 still reports it running),\n" +
+		"alternately in AZ a and AZ b. Client traffic: each private host (host-a, host-b) starts an HTTP request to\n" +
+		fmt.Sprintf("the echo server every %s, each on a fresh TCP connection with a %s timeout (`lab.Traffic`).\n", r.cfg.interval, requestTimeout) +
+		"Outage = start of the first failed request → start of the first successful request after it, per affected\n" +
+		"host (the killed NAT's own subnet; the other host is counted too if it lost anything). After each failure\n" +
+		"the instance is revived (`Revive`) and the run waits for the fail-back, both agents healthy and seeing each\n" +
+		"other, so every failure starts from the healthy state. The kill comes after a random extra wait (uniform\n" +
+		fmt.Sprintf("over %s), so that it does not fall at a fixed phase of the survivor's probe ticks.\n\n", jitter))
+	fmt.Fprintf(&b, "Settings (as the agents report them on /status): probe interval %s, timeout %s, rise %d, fall %d: the\n"+
+		"defaults. failback_after %s instead of the default 60s, so that the run is short: it only delays the fail-back,\n"+
+		"detection and take-over do not depend on it.\n\n", c.ProbeInterval, c.ProbeTimeout, c.Rise, c.Fall, c.FailbackAfter)
+
+	b.WriteString("| measure | result | target |\n|---|---:|---|\n")
+	if len(r.failures) > 0 {
+		s := r.stats()
+		ok := s.unrecovered == 0
+		fmt.Fprintf(&b, "| outage p50, %d failures | %s | ≤ %s: **%s** |\n", len(r.failures), secs(s.p50), secs(targetP50), verdict(ok && s.p50 <= targetP50))
+		fmt.Fprintf(&b, "| outage p95 (nearest rank) | %s | |\n", secs(s.p95))
+		fmt.Fprintf(&b, "| outage max | %s | ≤ %s: **%s** |\n", secs(s.max), secs(targetMax), verdict(ok && s.max <= targetMax))
+		fmt.Fprintf(&b, "| failed requests during the failures (both hosts) | %d of %d | |\n", s.failed, s.requests)
+		fmt.Fprintf(&b, "| kill → take-over write accepted by EC2, median (min–max) | %s (%s–%s) | |\n",
+			ms(median(s.takeOver)), ms(minOf(s.takeOver)), ms(maxOf(s.takeOver)))
+		fmt.Fprintf(&b, "| of which the kill command itself (`ip link set eth0 down` in a new process, SIGKILL), median | %s | |\n", ms(median(s.killCmd)))
+		fmt.Fprintf(&b, "| take-over write → first successful request, median (max) | %s (%s) | |\n", ms(median(s.afterWrite)), ms(maxOf(s.afterWrite)))
+		fmt.Fprintf(&b, "| failed requests at the fail-backs (planned, after failback_after) | %d | |\n", s.backFailed)
+	}
+	if r.idle != nil {
+		var req, failed int
+		for _, h := range r.idle.Hosts {
+			req += h.Requests
+			failed += h.Failed
+		}
+		fmt.Fprintf(&b, "| route moves (false failovers) in %s idle | %d | 0: **%s** |\n", r.idle.Duration.Round(time.Second), len(r.idle.Moves), verdict(len(r.idle.Moves) == 0))
+		fmt.Fprintf(&b, "| failed requests in the idle run | %d of %d | |\n", failed, req)
+	}
+	b.WriteString("\n")
+
+	if len(r.failures) > 0 {
+		r.perFailure(&b)
+	}
+	if r.idle != nil {
+		r.idleText(&b)
+	}
+	fmt.Fprintf(&b, "Command: `sudo make bench-failover`, which runs `go run ./bench/failover %s`.\n", shellJoin(r.args))
+	fmt.Fprintf(&b, "%s\n", end)
+	return b.String()
+}
+
+func (r *report) perFailure(b *strings.Builder) {
+	c := r.agentCfg
+	lo := time.Duration(c.Fall-1)*time.Duration(c.ProbeInterval) + time.Duration(c.ProbeTimeout)
+	hi := lo + time.Duration(c.ProbeInterval)
+	fmt.Fprintf(b, "With these settings the survivor declares its peer dead after %d consecutive failed probes, %s to %s after the\n"+
+		"link goes down (the first probe after it starts within one interval, each fails at the timeout); the route write\n"+
+		"follows. Times are measured from the start of the kill command; outages are resolved to the request interval (%s).\n\n",
+		c.Fall, ms(lo), ms(hi), r.cfg.interval)
+	b.WriteString("Per failure: the killed NAT's host (outage, failed requests), the other host's failed requests, when EC2\n" +
+		"accepted the take-over write (after the kill) and the fail-back write (after the revive), and requests lost\n" +
+		"at the fail-back (both hosts).\n\n")
+	b.WriteString("| # | killed | outage | failed | other host failed | take-over | fail-back | lost at fail-back |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	var notes []string
+	for _, f := range r.failures {
+		h := host(f.Hosts, f.Site)
+		var otherFailed, backFailed int
+		for _, x := range f.Hosts {
+			if x.Host != f.Site {
+				otherFailed += x.Failed
+			}
+		}
+		for _, x := range f.Back {
+			backFailed += x.Failed
+		}
+		out := ms(h.Outage)
+		if !h.Recovered {
+			out = "≥ " + out + " (no recovery)"
+		}
+		fmt.Fprintf(b, "| %d | nat-%s | %s | %d | %d | %s | %s | %d |\n", f.N, f.Site, out, h.Failed, otherFailed, ms(f.TakeOver), ms(f.Failback), backFailed)
+		if f.Note != "" {
+			notes = append(notes, fmt.Sprintf("failure %d: %s", f.N, f.Note))
+		}
+		for _, x := range f.Hosts {
+			if x.Episodes > 1 {
+				notes = append(notes, fmt.Sprintf("failure %d: host-%s lost requests in %d separate runs (outage above is the first)", f.N, x.Host, x.Episodes))
+			}
+		}
+		if f.Baseline > 0 {
+			notes = append(notes, fmt.Sprintf("failure %d: %d request(s) failed or left through the other AZ before the kill", f.N, f.Baseline))
+		}
+		for _, m := range f.Extra {
+			notes = append(notes, fmt.Sprintf("failure %d: extra route write %s private-%s → nat-%s at %s", f.N, m.Action, m.TableAZ, m.TargetAZ, m.Time.UTC().Format("15:04:05.000")))
+		}
+	}
+	b.WriteString("\n")
+	if len(notes) > 0 {
+		b.WriteString("Notes:\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
+}
+
+func (r *report) idleText(b *strings.Builder) {
+	id := r.idle
+	var req, failed, other int
+	for _, h := range id.Hosts {
+		req += h.Requests
+		failed += h.Failed
+		other += h.ViaOther
+	}
+	fmt.Fprintf(b, "Idle run: %s with both NATs healthy and no faults, the same client traffic (%d requests, %d failed,\n"+
+		"%d through the other AZ's NAT); %d route moves, %d route decisions by the agents.\n",
+		id.Duration.Round(time.Second), req, failed, other, len(id.Moves), len(id.Decisions))
+	var lines []string
+	for _, m := range healthMsgs {
+		lines = append(lines, fmt.Sprintf("%q %d", m, id.HealthLines[m]))
+	}
+	fmt.Fprintf(b, "Health changes in the agents' logs during it: %s.\n", strings.Join(lines, ", "))
+	fmt.Fprintf(b, "Load average %s at its start, %s at its end. CPU time used during it: agents", id.LoadStart, id.LoadEnd)
+	var cpu []string
+	for _, s := range []string{"a", "b"} {
+		if d, ok := id.AgentCPU[s]; ok {
+			cpu = append(cpu, fmt.Sprintf("nat-%s %s (%.1f%% of a core)", s, d.Round(10*time.Millisecond), 100*d.Seconds()/id.Duration.Seconds()))
+		}
+	}
+	fmt.Fprintf(b, " %s; the benchmark process (client loop, echo server, VPC simulator) %s (%.1f%% of a core).\n",
+		strings.Join(cpu, ", "), id.BenchCPU.Round(10*time.Millisecond), 100*id.BenchCPU.Seconds()/id.Duration.Seconds())
+	if len(id.Restarted) > 0 {
+		fmt.Fprintf(b, "Agents that restarted during the idle run: %s.\n", strings.Join(id.Restarted, ", "))
+	}
+	for _, m := range id.Moves {
+		fmt.Fprintf(b, "- route move %s private-%s → nat-%s at %s\n", m.Action, m.TableAZ, m.TargetAZ, m.Time.UTC().Format("15:04:05.000"))
+	}
+	for _, d := range id.Decisions {
+		fmt.Fprintf(b, "- decision %s %s → %s: %s [%s]\n", d.Kind, d.Table, d.Target, d.Reason, d.Result)
+	}
+	b.WriteString("\n")
+}
+
+// shellJoin joins arguments for display, quoting the empty ones and those with spaces.
+func shellJoin(args []string) string {
+	var out []string
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"") {
+			a = strconv.Quote(a)
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}

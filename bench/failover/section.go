@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// benchName names this benchmark's section of docs/BENCHMARKS.md: only the text between its
+// markers (inclusive) is replaced, so other benchmarks keep their sections.
+const benchName = "bench-failover"
+
+func markers(name string) (begin, end string) {
+	return "<!-- BEGIN " + name + " -->", "<!-- END " + name + " -->"
+}
+
+// replaceSection returns doc with the named section replaced by section (which carries the
+// markers), or with the section appended when doc has none.
+func replaceSection(doc, name, section string) (string, error) {
+	begin, end := markers(name)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	switch {
+	case i < 0 && j < 0:
+		if doc == "" {
+			doc = "# Benchmarks\n"
+		}
+		return strings.TrimRight(doc, "\n") + "\n\n" + section, nil
+	case i < 0 || j < i:
+		return "", fmt.Errorf("%s markers are unbalanced", name)
+	case strings.Contains(doc[j+len(end):], begin):
+		return "", fmt.Errorf("%s section appears twice", name)
+	}
+	return doc[:i] + section + strings.TrimPrefix(doc[j+len(end):], "\n"), nil
+}
+
+func updateSection(path, name, section string) error {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	doc, err := replaceSection(string(b), name, section)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}
