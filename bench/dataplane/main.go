@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +25,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/dataplane/topo"
 	"github.com/headnat/headnat/test/netns"
 )
+
+const benchName = "bench-dataplane"
 
 type config struct {
 	load    string // /proc/loadavg when the run started
@@ -107,11 +109,7 @@ func (c *config) run(ctx context.Context) error {
 		}
 	}
 	netns.Sweep()
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			c.load = strings.Join(f[:3], " ")
-		}
-	}
+	c.load = benchdoc.LoadAvg()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -132,7 +130,7 @@ func (c *config) run(ctx context.Context) error {
 	}
 
 	nat := &setup{name: "headnat", wantSeen: topo.EIP}
-	routed := &setup{name: "routed", wantSeen: topo.PrivEIP}
+	routed := &setup{name: "routed", wantSeen: topo.PrivAddr}
 	for _, s := range []struct {
 		s    *setup
 		mode topo.Mode
@@ -216,7 +214,7 @@ func (c *config) run(ctx context.Context) error {
 	if c.out == "" {
 		return nil
 	}
-	if err := updateSection(c.out, section); err != nil {
+	if err := benchdoc.Update(c.out, benchName, section); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "updated %s\n", c.out)
@@ -353,26 +351,6 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
-}
-
-func kernel() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}
-
 func iperfVersion() string {
 	out, err := exec.Command("iperf3", "--version").Output()
 	if err != nil {
@@ -406,16 +384,19 @@ func (c *config) report(nat, routed *setup) string {
 		verdict = "BELOW the target"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n## Data plane: forwarding through the NAT instance\n\n", sectionBegin)
-	fmt.Fprintf(&b, "Measured %s on %s (%d cores), Linux %s, %s, iperf3 %s; load average %s at the start.\n\n",
-		time.Now().UTC().Format("2006-01-02"), cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), iperfVersion(), c.load)
+	begin, end := benchdoc.Markers(benchName)
+	fmt.Fprintf(&b, "%s\n## Data plane: forwarding through the NAT instance\n\n", begin)
+	fmt.Fprintf(&b, "Measured %s on %s, iperf3 %s; load average %s at the start.\n\n",
+		time.Now().UTC().Format("2006-01-02"), benchdoc.DescribeMachine(), iperfVersion(), c.load)
 	b.WriteString("Lab: `test/dataplane/topo` on one kernel (veth pairs between network namespaces): private host →\n" +
 		"VPC router (the private route table sends 0.0.0.0/0 to the NAT instance) → single-interface NAT instance\n" +
 		"hairpinning on eth0 → router/IGW → internet host, and the replies back the same way. *headnat*: the NAT\n" +
 		"instance after `headnat dataplane apply` (masquerade, forward filter, MSS clamp, conntrack), the IGW\n" +
 		"lets out only the NAT's address. *Routed*: the same topology and paths, the NAT instance only forwards\n" +
-		"(ip_forward=1, no rules, no conntrack), and the IGW maps the private host 1:1 to a public address of\n" +
-		"its own, as it maps the NAT's: both setups pay for the IGW, so the ratio is the NAT instance's own cost.\n\n")
+		"(ip_forward=1, no rules, no conntrack), the IGW lets the private subnet out unmapped and the internet\n" +
+		"host routes the replies back. (Mapping the private host at the IGW instead does not work in this lab:\n" +
+		"the router sees the flow twice, before and after the NAT instance, and conntrack has already decided\n" +
+		"it needs no NAT on the first pass.)\n\n")
 	b.WriteString("| measure | headnat | routed | ratio |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| TCP throughput private → internet, iperf3 1 stream × %d s, median of %d | %.2f Gbit/s | %.2f Gbit/s | **%.3f×** (target ≥ 0.95×: %s) |\n",
 		c.seconds, c.runs, gN, gR, ratio, verdict)
@@ -426,6 +407,6 @@ func (c *config) report(nat, routed *setup) string {
 		join(nat.gbps, "%.2f"), join(routed.gbps, "%.2f"), join(paired, "%.3f"), median(paired), join(nat.cps, "%.0f"), join(routed.cps, "%.0f"))
 	b.WriteString("Every connection completed; `headnat dataplane verify` was clean after the load.\n\n")
 	fmt.Fprintf(&b, "Command: `sudo make bench-dataplane`, which runs `go run ./bench/dataplane %s`.\n", strings.Join(os.Args[1:], " "))
-	fmt.Fprintf(&b, "%s\n", sectionEnd)
+	fmt.Fprintf(&b, "%s\n", end)
 	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -53,7 +54,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress) (*idleResu
 		}
 	}
 	self0 := selfCPU()
-	r.LoadStart = loadavg()
+	r.LoadStart = benchdoc.LoadAvg()
 	p.say("idle run: both NATs healthy, no faults, %s of traffic every %s from each private host ...", c.idle, c.interval)
 
 	start := time.Now()
@@ -76,7 +77,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress) (*idleResu
 	stop()
 	end := time.Now()
 	r.Duration = end.Sub(start)
-	r.LoadEnd = loadavg()
+	r.LoadEnd = benchdoc.LoadAvg()
 	r.BenchCPU = selfCPU() - self0
 	for _, s := range l.Sites {
 		pid := l.AgentPid(s.Name)

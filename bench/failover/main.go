@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 	"github.com/headnat/headnat/test/netns"
 )
@@ -32,6 +33,9 @@ type config struct {
 	out           string
 	keepLogs      bool
 }
+
+// benchName names this benchmark and its section of docs/BENCHMARKS.md.
+const benchName = "bench-failover"
 
 func main() {
 	var c config
@@ -81,7 +85,7 @@ func (c *config) run(ctx context.Context) (err error) {
 		}
 	}
 	netns.Sweep()
-	r := &report{cfg: c, args: os.Args[1:], machine: describeMachine(), loadStart: loadavg()}
+	r := &report{cfg: c, args: os.Args[1:], machine: benchdoc.DescribeMachine(), loadStart: benchdoc.LoadAvg()}
 	p := progress{start: time.Now()}
 
 	dir, err := os.MkdirTemp("", benchName+"-")
@@ -136,7 +140,7 @@ func (c *config) run(ctx context.Context) (err error) {
 		}
 		r.idle = idle
 	}
-	r.loadEnd = loadavg()
+	r.loadEnd = benchdoc.LoadAvg()
 	r.finished = time.Now()
 
 	text := r.markdown()
@@ -145,7 +149,7 @@ func (c *config) run(ctx context.Context) (err error) {
 		fmt.Print(text)
 		return nil
 	}
-	if err := updateSection(c.out, benchName, text); err != nil {
+	if err := benchdoc.Update(c.out, benchName, text); err != nil {
 		return err
 	}
 	p.say("wrote the %s section of %s", benchName, c.out)

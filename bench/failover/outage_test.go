@@ -58,24 +58,3 @@ func TestPercentile(t *testing.T) {
 		t.Error("percentile of nothing is not 0")
 	}
 }
-
-func TestReplaceSection(t *testing.T) {
-	begin, end := markers(benchName)
-	sec := begin + "\nnew\n" + end + "\n"
-	other := "<!-- BEGIN bench-dataplane -->\nkeep\n<!-- END bench-dataplane -->\n"
-	for _, tt := range []struct{ doc, want string }{
-		{"", "# Benchmarks\n\n" + sec},
-		{"# Benchmarks\n\n" + other, "# Benchmarks\n\n" + other + "\n" + sec},
-		{"# B\n\n" + begin + "\nold\n" + end + "\n\n" + other, "# B\n\n" + sec + "\n" + other},
-	} {
-		got, err := replaceSection(tt.doc, benchName, sec)
-		if err != nil || got != tt.want {
-			t.Errorf("replaceSection(%q) = %q, %v; want %q", tt.doc, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{end + begin, begin, sec + sec} {
-		if _, err := replaceSection(bad, benchName, sec); err == nil {
-			t.Errorf("replaceSection(%q) accepted it", bad)
-		}
-	}
-}

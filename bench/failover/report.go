@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 )
 
 // Targets with the default settings.
@@ -19,7 +20,7 @@ const (
 type report struct {
 	cfg       *config
 	args      []string
-	machine   machine
+	machine   benchdoc.Machine
 	loadStart string
 	loadEnd   string
 	finished  time.Time
@@ -160,7 +161,7 @@ func minOf(ds []time.Duration) time.Duration {
 
 // markdown is the section of docs/BENCHMARKS.md, markers included.
 func (r *report) markdown() string {
-	begin, end := markers(benchName)
+	begin, end := benchdoc.Markers(benchName)
 	c := r.agentCfg
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## Failover: unplanned death of a NAT instance\n\n", begin)

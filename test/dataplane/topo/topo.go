@@ -32,7 +32,6 @@ const (
 	NATAddr    = "198.18.0.10"
 	PubGW      = "198.18.0.1"
 	EIP        = "203.0.113.10"
-	PrivEIP    = "203.0.113.12" // the private host's own mapping, in ModeRouted only
 	IGWAddr    = "203.0.113.254"
 	InetAddr   = "203.0.113.1"
 )
@@ -45,10 +44,9 @@ const (
 	// EIP), so private hosts get out only when the NAT instance masquerades them. The NAT
 	// instance starts with forwarding off and no rules.
 	ModeNAT Mode = iota
-	// ModeRouted is the baseline: the same paths, but the IGW also maps the private host 1:1
-	// to a public address of its own (as it maps the NAT's), and the NAT instance forwards
-	// with no rules at all: plain routing, no NAT, no conntrack on the NAT instance. Both
-	// modes pay for the IGW's mapping, so the difference is the NAT instance's own cost.
+	// ModeRouted is the baseline: the same paths, but the IGW also lets the private subnet
+	// out unmapped (the internet host routes it back), and the NAT instance forwards with no
+	// rules at all: plain routing, no NAT, no conntrack on the NAT instance.
 	ModeRouted
 )
 
@@ -123,9 +121,7 @@ func Build(mode Mode) (_ *Topology, err error) {
 	}
 	if mode == ModeRouted {
 		steps = append(steps,
-			step{t.Router, "ip addr add " + PrivEIP + "/32 dev igw"},
-			step{t.Router, "iptables -t nat -A POSTROUTING -o igw -s " + PrivAddr + "/32 -j SNAT --to-source " + PrivEIP},
-			step{t.Router, "iptables -A FORWARD -o igw -s " + PrivAddr + "/32 -j ACCEPT"},
+			step{t.Router, "iptables -A FORWARD -o igw -s " + PrivSubnet + " -j ACCEPT"},
 			step{t.NAT, "sysctl -qw net.ipv4.ip_forward=1"},
 		)
 	}

@@ -1,4 +1,4 @@
-package main
+package benchdoc
 
 import (
 	"fmt"
@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-type machine struct {
+// Machine is what a benchmark ran on.
+type Machine struct {
 	CPU     string
 	Cores   int
 	Kernel  string
@@ -16,8 +17,9 @@ type machine struct {
 	Started time.Time
 }
 
-func describeMachine() machine {
-	m := machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), Kernel: "unknown", Go: runtime.Version(), Started: time.Now()}
+// DescribeMachine reads the CPU model and kernel of this machine.
+func DescribeMachine() Machine {
+	m := Machine{CPU: "unknown CPU", Cores: runtime.NumCPU(), Kernel: "unknown", Go: runtime.Version(), Started: time.Now()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -32,12 +34,12 @@ func describeMachine() machine {
 	return m
 }
 
-func (m machine) String() string {
+func (m Machine) String() string {
 	return fmt.Sprintf("%s (%d cores), Linux %s, %s", m.CPU, m.Cores, m.Kernel, m.Go)
 }
 
-// loadavg is the 1, 5 and 15 minute load average.
-func loadavg() string {
+// LoadAvg is the 1, 5 and 15 minute load average.
+func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "unknown"

@@ -1,4 +1,6 @@
-package main
+// Package benchdoc writes benchmark figures into their own sections of docs/BENCHMARKS.md and
+// describes the machine they ran on.
+package benchdoc
 
 import (
 	"errors"
@@ -8,18 +10,16 @@ import (
 	"strings"
 )
 
-// benchName names this benchmark's section of docs/BENCHMARKS.md: only the text between its
-// markers (inclusive) is replaced, so other benchmarks keep their sections.
-const benchName = "bench-failover"
-
-func markers(name string) (begin, end string) {
+// Markers are the lines around a benchmark's section: only the text between them (inclusive)
+// is replaced, so other benchmarks keep their sections.
+func Markers(name string) (begin, end string) {
 	return "<!-- BEGIN " + name + " -->", "<!-- END " + name + " -->"
 }
 
-// replaceSection returns doc with the named section replaced by section (which carries the
+// Replace returns doc with the named section replaced by section (which carries the
 // markers), or with the section appended when doc has none.
-func replaceSection(doc, name, section string) (string, error) {
-	begin, end := markers(name)
+func Replace(doc, name, section string) (string, error) {
+	begin, end := Markers(name)
 	i, j := strings.Index(doc, begin), strings.Index(doc, end)
 	switch {
 	case i < 0 && j < 0:
@@ -35,12 +35,13 @@ func replaceSection(doc, name, section string) (string, error) {
 	return doc[:i] + section + strings.TrimPrefix(doc[j+len(end):], "\n"), nil
 }
 
-func updateSection(path, name, section string) error {
+// Update replaces the named section of the file at path (creating the file if needed).
+func Update(path, name, section string) error {
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	doc, err := replaceSection(string(b), name, section)
+	doc, err := Replace(string(b), name, section)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
