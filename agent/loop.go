@@ -45,6 +45,7 @@ type agent struct {
 	lastMove   map[string]time.Time
 	evidence   map[string]time.Time // peer -> when it was seen taking a table while down in my view
 	agentDown  map[string]time.Time // peer -> since when its host answers but its agent does not
+	wroteAt    map[string]time.Time // table -> when this agent last pointed it at itself
 	peerStates []health.PeerState
 	owners     map[string]failover.Owner
 	decisions  []api.Decision
@@ -76,6 +77,7 @@ func newAgent(cfg config.Config, o Options, r Resolved, cl Cloud, dp Dataplane, 
 		lastMove:  map[string]time.Time{},
 		evidence:  map[string]time.Time{},
 		agentDown: map[string]time.Time{},
+		wroteAt:   map[string]time.Time{},
 	}
 	if a.refresh <= 0 {
 		a.refresh = defaultRefreshEvery
@@ -260,6 +262,8 @@ func (a *agent) refreshLoop(ctx context.Context) {
 }
 
 // refreshOnce re-reads the cluster from EC2 and notes route moves it did not make itself.
+// now is when the read started: a table this agent wrote after that keeps its local state,
+// so that a read racing a write does not undo it (or pin a move on a dead peer).
 func (a *agent) refreshOnce(ctx context.Context, now time.Time) {
 	c, err := a.cl.Discover(ctx, a.res.Cluster.Name, "refresh")
 	if err != nil {
@@ -281,9 +285,13 @@ func (a *agent) refreshOnce(ctx context.Context, now time.Time) {
 	for _, t := range a.cluster.Tables {
 		prev[t.ID] = t
 	}
-	for _, t := range c.Tables {
+	for i, t := range c.Tables {
 		p, ok := prev[t.ID]
-		if !ok || (p.Target == t.Target && p.State == t.State) {
+		if ok && a.wroteAt[t.ID].After(now) {
+			c.Tables[i] = p
+			continue
+		}
+		if !ok || (p.Target.ENI == t.Target.ENI && p.Target.Other == t.Target.Other && p.State == t.State) {
 			continue
 		}
 		a.lastMove[t.ID] = now
@@ -435,6 +443,7 @@ func (a *agent) write(ctx context.Context, w failover.Write, now time.Time) {
 			}
 		}
 		a.lastMove[w.TableID] = now
+		a.wroteAt[w.TableID] = time.Now()
 		a.mu.Unlock()
 	}
 	a.mu.Lock()
