@@ -3,7 +3,8 @@
 // between the AZs, while each private host sends a request every 50 ms to the echo server; the
 // outage each host sees is measured, then the instance is revived and the fail-back awaited.
 // Then the lab idles, healthy and with the same traffic, and every route move is a false
-// failover. It writes its figures into its own section of docs/BENCHMARKS.md.
+// failover; optionally a second idle run follows with CPU burner processes loading the host
+// (never during the failures, whose figures stay comparable). It writes its figures into its own section of docs/BENCHMARKS.md.
 package main
 
 import (
@@ -27,6 +28,8 @@ import (
 type config struct {
 	n             int
 	idle          time.Duration
+	loadedIdle    time.Duration
+	idleLoad      int
 	interval      time.Duration
 	failbackAfter time.Duration
 	bin           string
@@ -38,25 +41,25 @@ type config struct {
 const benchName = "bench-failover"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == burnArg {
+		os.Exit(burnMain(os.Args[2:]))
+	}
 	var c config
 	fs := flag.NewFlagSet(benchName, flag.ContinueOnError)
 	fs.IntVar(&c.n, "n", 20, "unplanned failures, alternating between AZ a and AZ b (0: none)")
 	fs.DurationVar(&c.idle, "idle", 10*time.Minute, "idle run with both NATs healthy (0: none)")
+	fs.DurationVar(&c.loadedIdle, "loaded-idle", 0, "second idle run, after the first, with -idle-load CPU burners running (0: none)")
+	fs.IntVar(&c.idleLoad, "idle-load", 0, "busy-looping burner processes (normal priority, like the agents) during the loaded idle run; they stop when it ends")
 	fs.DurationVar(&c.interval, "interval", 50*time.Millisecond, "request interval per private host")
 	fs.DurationVar(&c.failbackAfter, "failback-after", 5*time.Second, "agents' failback_after (shortened so that the run is short; detection does not depend on it)")
 	fs.StringVar(&c.bin, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN or the repository's bin/)")
 	fs.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "file whose "+benchName+" section is replaced (\"\" prints only)")
-	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the lab's directory (agent logs) after the run")
+	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the lab's directory (agent logs) after the run (kept anyway after an error or when an idle run saw anything happen)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
-	if c.n < 0 || c.n > 200 || c.idle < 0 || c.idle > 2*time.Hour || c.interval < 10*time.Millisecond ||
-		c.interval > time.Second || c.failbackAfter < time.Second || c.failbackAfter > 5*time.Minute {
-		fmt.Fprintln(os.Stderr, benchName+": -n 0..200, -idle 0..2h, -interval 10ms..1s, -failback-after 1s..5m")
-		os.Exit(2)
-	}
-	if c.n == 0 && c.idle == 0 {
-		fmt.Fprintln(os.Stderr, benchName+": nothing to do (-n 0 and -idle 0)")
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, benchName+":", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -66,6 +69,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, benchName+":", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(1)
 	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.n < 0 || c.n > 200 || c.idle < 0 || c.idle > 2*time.Hour || c.loadedIdle < 0 || c.loadedIdle > 2*time.Hour ||
+		c.idleLoad < 0 || c.idleLoad > 64 || c.interval < 10*time.Millisecond || c.interval > time.Second ||
+		c.failbackAfter < time.Second || c.failbackAfter > 5*time.Minute:
+		return errors.New("-n 0..200, -idle 0..2h, -loaded-idle 0..2h, -idle-load 0..64, -interval 10ms..1s, -failback-after 1s..5m")
+	case (c.loadedIdle > 0) != (c.idleLoad > 0):
+		return errors.New("-loaded-idle and -idle-load go together: both 0, or both set")
+	case c.n == 0 && c.idle == 0 && c.loadedIdle == 0:
+		return errors.New("nothing to do (-n 0, -idle 0 and -loaded-idle 0)")
+	}
+	return nil
 }
 
 // progress prints what the benchmark does, with the time since it started.
@@ -93,7 +110,12 @@ func (c *config) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if err != nil || c.keepLogs {
+		// An idle run with anything to explain keeps the agents' logs that explain it.
+		eventful := false
+		for _, id := range r.idles() {
+			eventful = eventful || id.eventful()
+		}
+		if err != nil || c.keepLogs || eventful {
 			fmt.Fprintf(os.Stderr, "lab directory (agent and lab logs) kept: %s\n", dir)
 			return
 		}
@@ -134,11 +156,18 @@ func (c *config) run(ctx context.Context) (err error) {
 		}
 	}
 	if c.idle > 0 {
-		idle, err := c.idleRun(ctx, l, p)
+		idle, err := c.idleRun(ctx, l, p, st.Config, c.idle, 0)
 		if err != nil {
 			return fmt.Errorf("idle run: %w", err)
 		}
 		r.idle = idle
+	}
+	if c.loadedIdle > 0 {
+		idle, err := c.idleRun(ctx, l, p, st.Config, c.loadedIdle, c.idleLoad)
+		if err != nil {
+			return fmt.Errorf("loaded idle run: %w", err)
+		}
+		r.loaded = idle
 	}
 	r.loadEnd = benchdoc.LoadAvg()
 	r.finished = time.Now()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +27,51 @@ type report struct {
 	finished  time.Time
 	agentCfg  api.ConfigSummary
 	failures  []failureResult
-	idle      *idleResult
+	idle      *idleResult // quiet
+	loaded    *idleResult // with CPU burners
+}
+
+// idles are the idle runs made, quiet first.
+func (r *report) idles() []*idleResult {
+	var out []*idleResult
+	for _, id := range []*idleResult{r.idle, r.loaded} {
+		if id != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// label names an idle run in the table and the summary.
+func (id *idleResult) label() string {
+	if id.Burners == 0 {
+		return fmt.Sprintf("%s quiet idle", id.Duration.Round(time.Second))
+	}
+	return fmt.Sprintf("%s idle with %d CPU burners on %d cores", id.Duration.Round(time.Second), id.Burners, runtime.NumCPU())
+}
+
+// requests are the idle run's requests, failed ones and those through the other AZ's NAT.
+func (id *idleResult) requests() (req, failed, other int) {
+	for _, h := range id.Hosts {
+		req += h.Requests
+		failed += h.Failed
+		other += h.ViaOther
+	}
+	return req, failed, other
+}
+
+// eventful: an idle run that something happened in (its agent logs are worth keeping).
+func (id *idleResult) eventful() bool {
+	if len(id.Moves) > 0 || len(id.Decisions) > 0 || len(id.Restarted) > 0 {
+		return true
+	}
+	for _, n := range id.HealthLines {
+		if n > 0 {
+			return true
+		}
+	}
+	_, failed, other := id.requests()
+	return failed > 0 || other > 0
 }
 
 // outage is one host's outage in one failure.
@@ -119,9 +164,8 @@ func (r *report) targets() []string {
 			fmt.Sprintf("p50 outage %s ≤ %s: %s", secs(s.p50), secs(targetP50), verdict(ok && s.p50 <= targetP50)),
 			fmt.Sprintf("max outage %s ≤ %s: %s", secs(s.max), secs(targetMax), verdict(ok && s.max <= targetMax)))
 	}
-	if r.idle != nil {
-		out = append(out, fmt.Sprintf("false failovers in %s idle: %d, target 0: %s",
-			r.idle.Duration.Round(time.Second), len(r.idle.Moves), verdict(len(r.idle.Moves) == 0)))
+	for _, id := range r.idles() {
+		out = append(out, fmt.Sprintf("false failovers in %s: %d, target 0: %s", id.label(), len(id.Moves), verdict(len(id.Moves) == 0)))
 	}
 	return out
 }
@@ -134,13 +178,9 @@ func (r *report) summary() string {
 		fmt.Fprintf(&b, "%d failures: outage p50 %s, p95 %s, max %s; %d of %d requests failed during the failures, %d at the fail-backs\n",
 			len(r.failures), secs(s.p50), secs(s.p95), secs(s.max), s.failed, s.requests, s.backFailed)
 	}
-	if r.idle != nil {
-		var req, failed int
-		for _, h := range r.idle.Hosts {
-			req += h.Requests
-			failed += h.Failed
-		}
-		fmt.Fprintf(&b, "idle %s: %d route moves, %d of %d requests failed\n", r.idle.Duration.Round(time.Second), len(r.idle.Moves), failed, req)
+	for _, id := range r.idles() {
+		req, failed, _ := id.requests()
+		fmt.Fprintf(&b, "%s: %d route moves, %d of %d requests failed, load average %s at the end\n", id.label(), len(id.Moves), failed, req, id.LoadEnd)
 	}
 	for _, t := range r.targets() {
 		fmt.Fprintln(&b, "target: "+t)
@@ -165,8 +205,12 @@ func (r *report) markdown() string {
 	c := r.agentCfg
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## Failover: unplanned death of a NAT instance\n\n", begin)
-	fmt.Fprintf(&b, "Measured %s on %s; load average %s at the start, %s at the end; the run took %s.\n\n",
-		r.machine.Started.UTC().Format("2006-01-02"), r.machine, r.loadStart, r.loadEnd, r.finished.Sub(r.machine.Started).Round(time.Second))
+	endNote := ""
+	if r.loaded != nil {
+		endNote = " (right after the loaded idle run)"
+	}
+	fmt.Fprintf(&b, "Measured %s on %s; load average %s at the start, %s at the end%s; the run took %s.\n\n",
+		r.machine.Started.UTC().Format("2006-01-02"), r.machine, r.loadStart, r.loadEnd, endNote, r.finished.Sub(r.machine.Started).Round(time.Second))
 	b.WriteString("Lab: `test/lab` on one kernel, the real agents (`bin/headnat agent`, one per AZ, each with its own IMDS mock)\n" +
 		"against the VPC simulator, whose route writes move the router namespace's kernel routes. A failure is\n" +
 		"`Kill`: the NAT instance's link goes down and its agent is SIGKILLed (EC2 still reports it running),\n" +
@@ -195,21 +239,21 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| take-over write → first successful request, median (max) | %s (%s) | |\n", ms(median(s.afterWrite)), ms(maxOf(s.afterWrite)))
 		fmt.Fprintf(&b, "| failed requests at the fail-backs (planned, after failback_after) | %d | |\n", s.backFailed)
 	}
-	if r.idle != nil {
-		var req, failed int
-		for _, h := range r.idle.Hosts {
-			req += h.Requests
-			failed += h.Failed
+	for _, id := range r.idles() {
+		req, failed, _ := id.requests()
+		which := "quiet"
+		if id.Burners > 0 {
+			which = "loaded"
 		}
-		fmt.Fprintf(&b, "| route moves (false failovers) in %s idle | %d | 0: **%s** |\n", r.idle.Duration.Round(time.Second), len(r.idle.Moves), verdict(len(r.idle.Moves) == 0))
-		fmt.Fprintf(&b, "| failed requests in the idle run | %d of %d | |\n", failed, req)
+		fmt.Fprintf(&b, "| route moves (false failovers) in %s | %d | 0: **%s** |\n", id.label(), len(id.Moves), verdict(len(id.Moves) == 0))
+		fmt.Fprintf(&b, "| failed requests in the %s idle run | %d of %d | |\n", which, failed, req)
 	}
 	b.WriteString("\n")
 
 	if len(r.failures) > 0 {
 		r.perFailure(&b)
 	}
-	if r.idle != nil {
+	if len(r.idles()) > 0 {
 		r.idleText(&b)
 	}
 	fmt.Fprintf(&b, "Command: `sudo make bench-failover`, which runs `go run ./bench/failover %s`.\n", shellJoin(r.args))
@@ -272,42 +316,169 @@ func (r *report) perFailure(b *strings.Builder) {
 	}
 }
 
+// idleText describes the idle runs, side by side in one table.
 func (r *report) idleText(b *strings.Builder) {
-	id := r.idle
-	var req, failed, other int
-	for _, h := range id.Hosts {
-		req += h.Requests
-		failed += h.Failed
-		other += h.ViaOther
+	ids := r.idles()
+	c := r.agentCfg
+	b.WriteString("Idle runs: both NATs healthy, no faults, the same client traffic as above. Every route move in them is a false\n" +
+		"failover.")
+	if r.loaded != nil {
+		id := r.loaded
+		fmt.Fprintf(b, " The loaded run comes after the quiet one (never during the failures, whose figures stay comparable):\n"+
+			"%d CPU burners on the %d cores, each a process of its own (this benchmark's binary re-run, busy-looping on one\n"+
+			"thread) at the agents' priority, started with the run and killed at its end, like another tenant's workload.",
+			id.Burners, runtime.NumCPU())
 	}
-	fmt.Fprintf(b, "Idle run: %s with both NATs healthy and no faults, the same client traffic (%d requests, %d failed,\n"+
-		"%d through the other AZ's NAT); %d route moves, %d route decisions by the agents.\n",
-		id.Duration.Round(time.Second), req, failed, other, len(id.Moves), len(id.Decisions))
-	var lines []string
-	for _, m := range healthMsgs {
-		lines = append(lines, fmt.Sprintf("%q %d", m, id.HealthLines[m]))
+	fmt.Fprintf(b, "\nShadow probes: this benchmark's own GET of the other NAT's /healthz over the VPC path, from each NAT's namespace,\n"+
+		"every %s like the agents' probes but waiting up to %s, to show how late the answers come (it is not the agents'\n"+
+		"probe and shares their CPU contention only roughly; the agents fail over after %d probes in a row fail or take\n"+
+		"longer than %s). Run delay: time the agents' threads were runnable but waited for a CPU (schedstat, summed over\n"+
+		"threads).\n\n", c.ProbeInterval, shadowTimeout, c.Fall, c.ProbeTimeout)
+
+	row := func(name string, cell func(*idleResult) string) {
+		fmt.Fprintf(b, "| %s |", name)
+		for _, id := range ids {
+			fmt.Fprintf(b, " %s |", cell(id))
+		}
+		b.WriteString("\n")
 	}
-	fmt.Fprintf(b, "Health changes in the agents' logs during it: %s.\n", strings.Join(lines, ", "))
-	fmt.Fprintf(b, "Load average %s at its start, %s at its end. CPU time used during it: agents", id.LoadStart, id.LoadEnd)
-	var cpu []string
-	for _, s := range []string{"a", "b"} {
-		if d, ok := id.AgentCPU[s]; ok {
-			cpu = append(cpu, fmt.Sprintf("nat-%s %s (%.1f%% of a core)", s, d.Round(10*time.Millisecond), 100*d.Seconds()/id.Duration.Seconds()))
+	b.WriteString("| idle run |")
+	for _, id := range ids {
+		if id.Burners == 0 {
+			b.WriteString(" quiet |")
+		} else {
+			fmt.Fprintf(b, " loaded: %d burners |", id.Burners)
 		}
 	}
-	fmt.Fprintf(b, " %s; the benchmark process (client loop, echo server, VPC simulator) %s (%.1f%% of a core).\n",
-		strings.Join(cpu, ", "), id.BenchCPU.Round(10*time.Millisecond), 100*id.BenchCPU.Seconds()/id.Duration.Seconds())
-	if len(id.Restarted) > 0 {
-		fmt.Fprintf(b, "Agents that restarted during the idle run: %s.\n", strings.Join(id.Restarted, ", "))
-	}
-	for _, m := range id.Moves {
-		fmt.Fprintf(b, "- route move %s private-%s → nat-%s at %s\n", m.Action, m.TableAZ, m.TargetAZ, m.Time.UTC().Format("15:04:05.000"))
-	}
-	for _, d := range id.Decisions {
-		fmt.Fprintf(b, "- decision %s %s → %s: %s [%s]\n", d.Kind, d.Table, d.Target, d.Reason, d.Result)
+	b.WriteString("\n|---|")
+	for range ids {
+		b.WriteString("---:|")
 	}
 	b.WriteString("\n")
+	row("duration", func(id *idleResult) string { return id.Duration.Round(time.Second).String() })
+	if r.loaded != nil {
+		row("CPU burners (nice; the agents' nice)", func(id *idleResult) string {
+			if id.Burners == 0 {
+				return fmt.Sprintf("none (agents %s, %s)", id.Nice["nat-a"], id.Nice["nat-b"])
+			}
+			s := fmt.Sprintf("%d (nice %s; agents %s, %s)", id.Burners, id.Nice["burners"], id.Nice["nat-a"], id.Nice["nat-b"])
+			if id.BurnersEnded > 0 {
+				s += fmt.Sprintf(", %d ended early", id.BurnersEnded)
+			}
+			return s
+		})
+		row("CPU the burners got (of the machine's core-seconds)", func(id *idleResult) string {
+			if id.Burners == 0 {
+				return "–"
+			}
+			core := id.Duration.Seconds() * float64(runtime.NumCPU())
+			return fmt.Sprintf("%s (%.0f%% of %.0f s)", id.BurnerCPU.Round(time.Second), 100*id.BurnerCPU.Seconds()/core, core)
+		})
+	}
+	row("load average at its start", func(id *idleResult) string { return id.LoadStart })
+	row("load average at its end", func(id *idleResult) string { return id.LoadEnd })
+	row("1-minute load average at each minute", func(id *idleResult) string { return strings.Join(id.LoadSteps, ", ") })
+	row("requests (failed; through the other AZ's NAT)", func(id *idleResult) string {
+		req, failed, other := id.requests()
+		return fmt.Sprintf("%d (%d; %d)", req, failed, other)
+	})
+	row("**route moves (false failovers)**", func(id *idleResult) string {
+		return fmt.Sprintf("**%d** (target 0: %s)", len(id.Moves), verdict(len(id.Moves) == 0))
+	})
+	row("route decisions by the agents", func(id *idleResult) string { return strconv.Itoa(len(id.Decisions)) })
+	for _, m := range healthMsgs {
+		row(fmt.Sprintf("agent log lines %q", m), func(id *idleResult) string { return strconv.Itoa(id.HealthLines[m]) })
+	}
+	row("agents' CPU time (% of a core), nat-a / nat-b", func(id *idleResult) string {
+		var out []string
+		for _, s := range []string{"a", "b"} {
+			d, ok := id.AgentCPU[s]
+			if !ok {
+				out = append(out, "restarted")
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s (%.1f%%)", d.Round(10*time.Millisecond), 100*d.Seconds()/id.Duration.Seconds()))
+		}
+		return strings.Join(out, " / ")
+	})
+	row("agents' run delay, nat-a / nat-b", func(id *idleResult) string {
+		var out []string
+		for _, s := range []string{"a", "b"} {
+			d, ok := id.RunDelay[s]
+			if !ok {
+				out = append(out, "restarted")
+				continue
+			}
+			out = append(out, d.Round(10*time.Millisecond).String())
+		}
+		return strings.Join(out, " / ")
+	})
+	row("benchmark process CPU (client loop, echo server, VPC simulator, shadow probes)", func(id *idleResult) string {
+		return fmt.Sprintf("%s (%.1f%%)", id.BenchCPU.Round(10*time.Millisecond), 100*id.BenchCPU.Seconds()/id.Duration.Seconds())
+	})
+	for i, site := range r.shadowDirs() {
+		row(fmt.Sprintf("shadow probes %s: answered in p50 / p99 / max", site), func(id *idleResult) string {
+			if i >= len(id.Shadow) {
+				return "–"
+			}
+			s := id.Shadow[i]
+			return fmt.Sprintf("%s / %s / %s", msf(percentile(s.Latencies, 50)), msf(percentile(s.Latencies, 99)), msf(maxOf(s.Latencies)))
+		})
+		row(fmt.Sprintf("shadow probes %s: failed or later than %s (most in a row), of all", site, c.ProbeTimeout), func(id *idleResult) string {
+			if i >= len(id.Shadow) {
+				return "–"
+			}
+			s := id.Shadow[i]
+			return fmt.Sprintf("%d (%d) of %d", s.Late, s.LongestRun, len(s.Latencies)+s.Errors)
+		})
+	}
+	b.WriteString("\n")
+
+	var notes []string
+	for _, id := range ids {
+		name := "quiet"
+		if id.Burners > 0 {
+			name = "loaded"
+		}
+		if len(id.Restarted) > 0 {
+			notes = append(notes, fmt.Sprintf("%s: agents restarted during it: %s", name, strings.Join(id.Restarted, ", ")))
+		}
+		for _, m := range id.Moves {
+			notes = append(notes, fmt.Sprintf("%s: route move %s private-%s → nat-%s at %s", name, m.Action, m.TableAZ, m.TargetAZ, m.Time.UTC().Format("15:04:05.000")))
+		}
+		for _, d := range id.Decisions {
+			notes = append(notes, fmt.Sprintf("%s: decision %s %s → %s: %s [%s]", name, d.Kind, d.Table, d.Target, d.Reason, d.Result))
+		}
+		for _, s := range id.Shadow {
+			if s.Errors > 0 {
+				notes = append(notes, fmt.Sprintf("%s: %d shadow probe(s) nat-%s → nat-%s got no 200 answer within %s", name, s.Errors, s.From, s.To, shadowTimeout))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("Notes:\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
 }
+
+// shadowDirs names the shadow probes' directions ("nat-a → nat-b"), in the order of the results.
+func (r *report) shadowDirs() []string {
+	ids := r.idles()
+	if len(ids) == 0 {
+		return nil
+	}
+	var out []string
+	for _, s := range ids[0].Shadow {
+		out = append(out, fmt.Sprintf("nat-%s → nat-%s", s.From, s.To))
+	}
+	return out
+}
+
+// msf is a short latency in milliseconds with one decimal.
+func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 // shellJoin joins arguments for display, quoting the empty ones and those with spaces.
 func shellJoin(args []string) string {
