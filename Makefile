@@ -47,7 +47,7 @@ bench-dataplane: deps build
 	$(GO) run ./bench/dataplane --runs 7 --seconds 5 --conns 5000 --out docs/BENCHMARKS.md
 
 bench-failover: deps tools build
-	$(GO) run ./bench/failover -n 20 -idle 10m -failback-after 5s -out docs/BENCHMARKS.md
+	$(GO) run ./bench/failover -n 20 -idle 10m -loaded-idle 5m -idle-load 4 -failback-after 5s -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN)
