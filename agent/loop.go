@@ -329,7 +329,11 @@ func (a *agent) tick(ctx context.Context, now time.Time) {
 	}
 	states := a.peers.Probe(ctx, peers, now)
 	for _, st := range states {
-		a.metrics.ObserveProbe(st.Peer.ID, st.Healthy)
+		ok := st.LastErr == "" && st.Answer.Healthy // this probe, before rise/fall
+		a.metrics.ObserveProbe(st.Peer.ID, ok)
+		if !ok && !st.Changed {
+			a.log.Debug("peer probe failed", "peer", st.Peer.ID, "err", st.LastErr, "healthy", st.Healthy)
+		}
 		if st.Changed {
 			a.log.Info("peer health changed", "peer", st.Peer.ID, "az", st.Peer.AZ, "healthy", st.Healthy, "err", st.LastErr)
 		}
