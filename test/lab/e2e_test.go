@@ -5,6 +5,8 @@ package lab
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -324,14 +326,21 @@ func TestBadConfigChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	b := l.MustSite("b")
 
+	badFile := filepath.Join(t.TempDir(), "headnat.yaml")
+	if err := os.WriteFile(badFile, []byte("failback_after: 10s\nprobe:\n  intreval: 1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
+		args []string
 		env  []string
 		want string // the error must name this
 	}{
-		{"unknown route table", []string{"HEADNAT_ROUTE_TABLES=rtb-0123456789abcdef0"}, "rtb-0123456789abcdef0"},
-		{"invalid CIDR", []string{"HEADNAT_VPC_CIDRS=198.18.0.0/33"}, "198.18.0.0/33"},
-		{"unknown setting", []string{"HEADNAT_FAILBACK_AFTR=10s"}, "HEADNAT_FAILBACK_AFTR"},
+		{"unknown route table", nil, []string{"HEADNAT_ROUTE_TABLES=rtb-0123456789abcdef0"}, "rtb-0123456789abcdef0"},
+		{"invalid CIDR", nil, []string{"HEADNAT_VPC_CIDRS=198.18.0.0/33"}, "198.18.0.0/33"},
+		{"unknown setting", nil, []string{"HEADNAT_FAILBACK_AFTR=10s"}, "HEADNAT_FAILBACK_AFTR"},
+		{"unknown key in the config file", []string{"--config", badFile}, nil, "intreval"},
+		{"no tagged route tables", nil, []string{"HEADNAT_CLUSTER=nosuch"}, "headnat:cluster=nosuch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,7 +348,7 @@ func TestBadConfigChangesNothing(t *testing.T) {
 			start := time.Now()
 			// Another port, so it cannot collide with the running agent even if it got that far.
 			env := append([]string{"HEADNAT_LISTEN=:7071"}, tc.env...)
-			code, out, err := l.RunAgentOnce(ctx, b.Name, 30*time.Second, env...)
+			code, out, err := l.RunAgent(ctx, b.Name, 30*time.Second, tc.args, env...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
