@@ -99,6 +99,15 @@ func (a *agent) run(ctx context.Context) error {
 	id := a.res.Identity
 	a.log.Info("starting", "instance", id.InstanceID, "az", id.AZ, "eni", id.ENI, "cluster", a.res.Cluster.Name,
 		"tables", len(a.res.Cluster.Tables), "members", len(a.res.Cluster.Instances), "dry_run", a.cfg.DryRun)
+	// Listen first: a port in use is bad configuration, found before anything changes.
+	var ln net.Listener
+	if !a.opts.Once {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+		}
+		defer ln.Close()
+	}
 	if a.cfg.DryRun {
 		a.log.Info("dry run: not applying the data plane, not changing source/dest check, logging route writes only")
 	} else {
@@ -114,10 +123,6 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	if a.opts.Once {
 		return a.once(ctx)
-	}
-	ln, err := net.Listen("tcp", a.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
 	}
 	srv := server.New(server.Options{Source: server.SourceFuncs{HealthzFunc: a.healthz, StatusFunc: a.status}, Metrics: a.metrics, Logger: a.log})
 	var wg sync.WaitGroup
@@ -145,7 +150,7 @@ loop:
 		}
 	}
 	if runErr == nil && !a.cfg.DryRun {
-		a.drain(loopCtx, tick)
+		a.drain(loopCtx)
 	}
 	stop()
 	wg.Wait()
@@ -169,7 +174,7 @@ func (a *agent) once(ctx context.Context) error {
 
 // drain hands the routes over before exit: /healthz reports draining, peers take the tables,
 // and the agent waits until none targets it or the deadline passes.
-func (a *agent) drain(ctx context.Context, tick *time.Ticker) {
+func (a *agent) drain(ctx context.Context) {
 	if len(a.heldTables()) == 0 {
 		return
 	}

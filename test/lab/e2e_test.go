@@ -341,6 +341,8 @@ func TestBadConfigChangesNothing(t *testing.T) {
 		{"unknown setting", nil, []string{"HEADNAT_FAILBACK_AFTR=10s"}, "HEADNAT_FAILBACK_AFTR"},
 		{"unknown key in the config file", []string{"--config", badFile}, nil, "intreval"},
 		{"no tagged route tables", nil, []string{"HEADNAT_CLUSTER=nosuch"}, "headnat:cluster=nosuch"},
+		// The running agent holds :7070 (a later duplicate in the environment wins).
+		{"listen port in use", nil, []string{"HEADNAT_LISTEN=:7070"}, "address already in use"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
