@@ -30,9 +30,14 @@ func TestBurners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	// It exits by itself (a zombie until reaped); allow a slow start on a loaded machine.
+	pid := b.pids()[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for f := procFields(pid); len(f) > 0 && f[0] != "Z" && time.Now().Before(deadline); f = procFields(pid) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if _, ended := b.stop(); ended != 1 {
-		t.Fatalf("a burner bounded to 100ms was still running after 1s")
+		t.Fatalf("a burner bounded to 100ms was still running after 20s")
 	}
 }
 
