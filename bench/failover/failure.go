@@ -17,6 +17,7 @@ const (
 	baseline       = 1500 * time.Millisecond // healthy traffic before the kill, plus jitter
 	jitter         = time.Second             // random extra wait before the kill (see failure)
 	failoverBound  = 30 * time.Second        // kill → requests succeed through the survivor
+	pollEvery      = 20 * time.Millisecond   // how often the waits above check
 	observe        = 2 * time.Second         // traffic through the survivor before the revive
 	failbackExtra  = 60 * time.Second        // revive → fail-back, on top of failback_after
 	healthyBound   = 30 * time.Second        // both agents healthy, holding their tables, seeing each other
@@ -100,7 +101,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 	defer stop()
 	// The cycle is paced by events at the agents' ticks (the fail-back is written at one), so
 	// without jitter every kill would fall at the same phase of the survivor's probe ticks.
-	if err := sleep(ctx, baseline+rand.N(jitter)); err != nil {
+	if err := lab.Sleep(ctx, baseline+rand.N(jitter)); err != nil {
 		return nil, err
 	}
 
@@ -109,7 +110,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 		return nil, fmt.Errorf("kill: %w", err)
 	}
 	f.KillCmd = time.Since(f.kill)
-	ok, err := waitFor(ctx, failoverBound, func() bool {
+	ok, err := lab.Poll(ctx, failoverBound, pollEvery, func() bool {
 		t, _ := l.Target(site.RouteTable)
 		s, seen := col.lastOf(site.Name)
 		return t == other.Name && seen && s.Err == nil && s.Via == other.Name && s.Time.After(f.kill)
@@ -120,7 +121,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 	if !ok {
 		f.Note = fmt.Sprintf("host-%s did not egress through nat-%s within %s of the kill", site.Name, other.Name, failoverBound)
 	}
-	if err := sleep(ctx, observe); err != nil {
+	if err := lab.Sleep(ctx, observe); err != nil {
 		return nil, err
 	}
 
@@ -128,7 +129,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 	if err := l.Revive(site.Name); err != nil {
 		return f, fmt.Errorf("revive: %w", err)
 	}
-	ok, err = waitFor(ctx, c.failbackAfter+failbackExtra, func() bool {
+	ok, err = lab.Poll(ctx, c.failbackAfter+failbackExtra, pollEvery, func() bool {
 		t, _ := l.Target(site.RouteTable)
 		s, seen := col.lastOf(site.Name)
 		return t == site.Name && seen && s.Err == nil && s.Via == site.Name
@@ -142,7 +143,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 	if err := waitHealthy(ctx, l, healthyBound); err != nil {
 		return f, err
 	}
-	if err := sleep(ctx, settle); err != nil {
+	if err := lab.Sleep(ctx, settle); err != nil {
 		return nil, err
 	}
 	end := time.Now()
@@ -181,7 +182,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 // every peer healthy.
 func waitHealthy(ctx context.Context, l *lab.Lab, timeout time.Duration) error {
 	var last string
-	ok, err := poll(ctx, timeout, 200*time.Millisecond, func() bool {
+	ok, err := lab.Poll(ctx, timeout, 200*time.Millisecond, func() bool {
 		for _, s := range l.Sites {
 			st, err := l.AgentStatus(ctx, s.Name)
 			if err != nil {
@@ -215,31 +216,4 @@ func peersHealthy(ps []api.PeerStatus) bool {
 		}
 	}
 	return true
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
-// waitFor polls cond every 20 ms until it holds (true), timeout passes (false) or ctx ends.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) (bool, error) {
-	return poll(ctx, timeout, 20*time.Millisecond, cond)
-}
-
-func poll(ctx context.Context, timeout, every time.Duration, cond func() bool) (bool, error) {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false, nil
-		}
-		if err := sleep(ctx, every); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
 }

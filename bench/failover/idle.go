@@ -101,7 +101,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 	}()
 	for elapsed := time.Duration(0); elapsed < d; {
 		step := min(time.Minute, d-elapsed)
-		if err := sleep(ctx, step); err != nil {
+		if err := lab.Sleep(ctx, step); err != nil {
 			return nil, err
 		}
 		elapsed += step

@@ -61,7 +61,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	defer func() { stopTraffic(); wg.Wait() }()
 
 	out.say("traffic: every private host sends a request every 100ms to the echo server at %s", lab.EchoAddr)
-	if err := sleep(ctx, 4*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 4*time.Second); err != nil {
 		return err
 	}
 	tr.summary()
@@ -79,7 +79,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	}); err != nil {
 		return fmt.Errorf("failover did not happen: %w", err)
 	}
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	for _, m := range l.MovesSince(killed) {
@@ -106,7 +106,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 		out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
 	}
 	out.decisions(ctx, l, a.Name, revived)
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := lab.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	tr.report("fail-back")
@@ -247,24 +247,10 @@ func (t *tracker) summary() {
 	t.out.say("traffic so far: %s", strings.Join(parts, "; "))
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", timeout)
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
+	ok, err := lab.Poll(ctx, timeout, 100*time.Millisecond, cond)
+	if err == nil && !ok {
+		err = fmt.Errorf("not within %s", timeout)
 	}
-	return nil
+	return err
 }

@@ -145,14 +145,11 @@ func resetLab(l *Lab) error {
 
 // waitFor polls cond every 100ms until it holds or timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("condition not met within %s", timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	ok, err := Poll(context.Background(), timeout, 100*time.Millisecond, cond)
+	if err == nil && !ok {
+		err = fmt.Errorf("condition not met within %s", timeout)
 	}
-	return nil
+	return err
 }
 
 // waitTarget waits until table's default route points at site's NAT and is active.
