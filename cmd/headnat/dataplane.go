@@ -31,8 +31,6 @@ type dataplaneCmd struct {
 
 	stdout io.Writer
 	log    *slog.Logger
-	// newDataplane builds the data plane (the host's, outside tests).
-	newDataplane func(*slog.Logger) (*dataplane.Dataplane, error)
 }
 
 // prefixList is a repeatable flag of CIDRs, each value a comma-separated list.
@@ -126,7 +124,7 @@ func dataplaneMain(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c.stdout, c.log, c.newDataplane = e.stdout, e.log, newHostDataplane
+	c.stdout, c.log = e.stdout, e.log
 	return c.run(ctx)
 }
 
@@ -137,7 +135,7 @@ func (c *dataplaneCmd) run(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", c.action, err)
 		}
 	}
-	dp, err := c.newDataplane(c.log)
+	dp, err := newHostDataplane(c.log)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -106,75 +105,5 @@ func TestParseDataplaneFlags(t *testing.T) {
 	}
 	if c.spec.StatePath != dataplane.DefaultStatePath || c.spec.TCPEstablishedTimeout != dataplane.DefaultTCPEstablishedTimeout {
 		t.Fatalf("defaults: %+v", c.spec)
-	}
-}
-
-// fakeCmd runs the dataplane command against in-memory fakes.
-func fakeCmd(t *testing.T, args ...string) (*dataplaneCmd, *dataplane.FakeIPTables, *dataplane.FakeSysctl, *bytes.Buffer) {
-	t.Helper()
-	c, err := parseDataplane(append(args, "--state-path", filepath.Join(t.TempDir(), "state.json")), &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ipt, sys := dataplane.NewFakeIPTables(), dataplane.NewFakeSysctl("eth0")
-	links := &dataplane.FakeLinks{Default: "eth0", Links: map[string]dataplane.Link{"eth0": {Name: "eth0", AdminUp: true, OperState: "up"}}}
-	out := &bytes.Buffer{}
-	c.stdout, c.log = out, slog.New(slog.DiscardHandler)
-	c.newDataplane = func(log *slog.Logger) (*dataplane.Dataplane, error) {
-		return dataplane.NewWith(dataplane.Deps{IPTables: ipt, Sysctl: sys, Links: links, Log: log,
-			MemTotal: func() (uint64, error) { return 1 << 30, nil }}), nil
-	}
-	return c, ipt, sys, out
-}
-
-func TestDataplaneCommandAgainstFakes(t *testing.T) {
-	c, ipt, sys, out := fakeCmd(t, "apply", "--vpc-cidr", "198.18.0.0/16", "--dry-run")
-	if err := c.run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if ipt.Writes != 0 || sys.Values[dataplane.KeyIPForward] != "0" {
-		t.Fatal("dry run wrote")
-	}
-	if !strings.Contains(out.String(), "-A HEADNAT-POSTROUTING -s 198.18.0.0/16 -o eth0") {
-		t.Fatalf("dry run output:\n%s", out)
-	}
-
-	c.dryRun = false
-	out.Reset()
-	if err := c.run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "rule-insert") || sys.Values[dataplane.KeyIPForward] != "1" {
-		t.Fatalf("apply output:\n%s", out)
-	}
-	out.Reset()
-	if err := c.run(context.Background()); err != nil || out.String() != "no changes\n" {
-		t.Fatalf("second apply: %v %q", err, out)
-	}
-
-	c.action = "verify"
-	out.Reset()
-	if err := c.run(context.Background()); err != nil || !strings.HasPrefix(out.String(), "ok") {
-		t.Fatalf("verify: %v %q", err, out)
-	}
-	sys.Values[dataplane.KeyIPForward] = "0"
-	out.Reset()
-	err := c.run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "1 deviations") || !strings.Contains(out.String(), "net.ipv4.ip_forward") {
-		t.Fatalf("verify after drift: %v %q", err, out)
-	}
-
-	c.action = "apply"
-	c.spec.EgressInterface = "nope0"
-	writes := ipt.Writes
-	err = c.run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), `"nope0" does not exist`) || ipt.Writes != writes {
-		t.Fatalf("apply on an unknown interface: %v, %d writes", err, ipt.Writes-writes)
-	}
-
-	c.action = "remove"
-	out.Reset()
-	if err := c.run(context.Background()); err != nil || !strings.Contains(out.String(), "chain-delete") {
-		t.Fatalf("remove: %v %q", err, out)
 	}
 }

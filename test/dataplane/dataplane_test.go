@@ -386,7 +386,9 @@ func TestRemoveStopsForwardingAndRestoresSysctls(t *testing.T) {
 		t.Fatalf("state file: %v", err)
 	}
 
-	mustHeadnat(t, l.NAT, l.args("remove")...)
+	if r := mustHeadnat(t, l.NAT, l.args("remove")...); !strings.Contains(r.stdout, "chain-delete") {
+		t.Fatalf("remove did not report deleting its chains: %q", r.stdout)
+	}
 	if got := sysctls(t, l.NAT); diffMaps(sysBefore, got) != "" {
 		t.Fatalf("sysctls not restored: %s", diffMaps(sysBefore, got))
 	}
