@@ -39,12 +39,10 @@ type Dataplane interface {
 
 // Options are what Run needs besides the configuration.
 type Options struct {
-	Config    config.Config
-	Version   string
-	Logger    *slog.Logger
-	Once      bool      // run one tick and exit
-	Cloud     Cloud     // nil: a real AWS client from Config.AWS
-	Dataplane Dataplane // nil: the host's
+	Config  config.Config
+	Version string
+	Logger  *slog.Logger
+	Once    bool // run one tick and exit
 	// RefreshEvery is how often the cluster (members, route tables) is re-read from EC2.
 	RefreshEvery time.Duration
 }
@@ -68,28 +66,20 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	metrics := server.NewMetrics(server.MetricsOptions{Build: server.BuildInfo{Version: o.Version}})
-	cl := o.Cloud
-	if cl == nil {
-		c, err := cloud.New(ctx, cloud.Options{
-			Region:       cfg.AWS.Region,
-			EC2Endpoint:  cfg.AWS.EC2Endpoint,
-			ASGEndpoint:  cfg.AWS.AutoScalingEndpoint,
-			IMDSEndpoint: cfg.AWS.IMDSEndpoint,
-			Logger:       log,
-			Observer:     cloud.ObserverFunc(metrics.APIError),
-		})
-		if err != nil {
-			return fmt.Errorf("aws client: %w", err)
-		}
-		cl = c
+	cl, err := cloud.New(ctx, cloud.Options{
+		Region:       cfg.AWS.Region,
+		EC2Endpoint:  cfg.AWS.EC2Endpoint,
+		ASGEndpoint:  cfg.AWS.AutoScalingEndpoint,
+		IMDSEndpoint: cfg.AWS.IMDSEndpoint,
+		Logger:       log,
+		Observer:     cloud.ObserverFunc(metrics.APIError),
+	})
+	if err != nil {
+		return fmt.Errorf("aws client: %w", err)
 	}
-	dp := o.Dataplane
-	if dp == nil {
-		d, err := dataplane.New(log)
-		if err != nil {
-			return err
-		}
-		dp = d
+	dp, err := dataplane.New(log)
+	if err != nil {
+		return err
 	}
 	res, err := Resolve(ctx, cfg, cl)
 	if err != nil {
