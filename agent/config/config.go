@@ -9,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/headnat/headnat/agent/health"
 )
 
 // Config is the whole agent configuration. Zero values mean "discover" or "default".
@@ -29,6 +33,9 @@ type Config struct {
 	ExtraSourceCIDRs []netip.Prefix `yaml:"extra_source_cidrs"`
 	RouteTables      []string       `yaml:"route_tables"` // default: every table tagged with the cluster
 	FailbackAfter    time.Duration  `yaml:"failback_after"`
+	Refresh          time.Duration  `yaml:"refresh"`         // how often the cluster is re-read from EC2
+	VerifyInterval   time.Duration  `yaml:"verify_interval"` // how often the data plane is verified and repaired
+	DrainTimeout     time.Duration  `yaml:"drain_timeout"`   // how long a drain waits for peers to take the tables
 	Probe            Probe          `yaml:"probe"`
 	Egress           Egress         `yaml:"egress"`
 	Conntrack        Conntrack      `yaml:"conntrack"`
@@ -49,11 +56,71 @@ type Probe struct {
 	RestartGrace time.Duration `yaml:"restart_grace"`
 }
 
-// Egress is the own-egress check: at least K of Targets must answer.
+// Egress is the own-egress check: at least K of Targets must answer. It runs every Interval,
+// each probe bounded by Timeout, with the rise/fall counts of Probe.
 type Egress struct {
 	// Targets are "tcp://host:port" or "http(s)://..." URLs.
-	Targets []string `yaml:"targets"`
-	K       int      `yaml:"k"`
+	Targets  []string      `yaml:"targets"`
+	K        int           `yaml:"k"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+// EgressTarget is one parsed egress target.
+type EgressTarget struct {
+	TCP  bool   // tcp://host:port: a TCP connect to Addr
+	Addr string // host:port for TCP
+	URL  string // http(s):// URL: a GET that must answer 2xx
+}
+
+// ParseEgressTarget parses "tcp://host:port" or an http(s) URL.
+func ParseEgressTarget(t string) (EgressTarget, error) {
+	switch {
+	case strings.HasPrefix(t, "tcp://"):
+		addr := strings.TrimPrefix(t, "tcp://")
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return EgressTarget{}, fmt.Errorf("egress.targets: %q: want tcp://host:port", t)
+		}
+		return EgressTarget{TCP: true, Addr: addr}, nil
+	case strings.HasPrefix(t, "http://"), strings.HasPrefix(t, "https://"):
+		u, err := url.Parse(t)
+		if err != nil || u.Host == "" {
+			return EgressTarget{}, fmt.Errorf("egress.targets: %q is not a valid URL", t)
+		}
+		return EgressTarget{URL: t}, nil
+	}
+	return EgressTarget{}, fmt.Errorf("egress.targets: %q must start with tcp://, http:// or https://", t)
+}
+
+// EgressTargets are the parsed targets; with none configured, TCP to the region's EC2 and S3
+// endpoints over the internet.
+func (c Config) EgressTargets(region string) ([]EgressTarget, error) {
+	targets := c.Egress.Targets
+	if len(targets) == 0 {
+		if region == "" {
+			return nil, errors.New("egress.targets: none configured and no region to derive defaults from")
+		}
+		targets = []string{"tcp://ec2." + region + ".amazonaws.com:443", "tcp://s3." + region + ".amazonaws.com:443"}
+	}
+	out := make([]EgressTarget, 0, len(targets))
+	for _, t := range targets {
+		et, err := ParseEgressTarget(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, et)
+	}
+	return out, nil
+}
+
+// Health is the peer-probe schedule and hysteresis for agent/health.
+func (p Probe) Health() health.Config {
+	return health.Config{Interval: p.Interval, Timeout: p.Timeout, Rise: p.Rise, Fall: p.Fall}
+}
+
+// SelfHealth is the own-check schedule: the egress timing with the probes' rise and fall.
+func (c Config) SelfHealth() health.Config {
+	return health.Config{Interval: c.Egress.Interval, Timeout: c.Egress.Timeout, Rise: c.Probe.Rise, Fall: c.Probe.Fall}
 }
 
 // Conntrack sizes the connection-tracking table; zero means sized to memory / defaults.
@@ -75,12 +142,18 @@ type AWS struct {
 // Default returns the configuration an untouched tagged instance runs with.
 func Default() Config {
 	return Config{
-		Listen:        ":7070",
-		PeerPort:      7070,
-		FailbackAfter: 60 * time.Second,
-		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
-		Egress:        Egress{K: 1},
-		StatePath:     "/run/headnat/dataplane.json",
+		Listen:         ":7070",
+		PeerPort:       7070,
+		FailbackAfter:  60 * time.Second,
+		Refresh:        2 * time.Second,
+		VerifyInterval: 5 * time.Second,
+		DrainTimeout:   15 * time.Second,
+		// Worst-case detection of a dead peer is Fall*Interval + Timeout = 750ms, leaving about
+		// 250ms for the route write. Egress targets sit beyond the internet gateway, so they get
+		// a longer timeout: 3*500ms + 400ms = 1.9s.
+		Probe:     Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
+		Egress:    Egress{K: 1, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
+		StatePath: "/run/headnat/dataplane.json",
 	}
 }
 
@@ -106,72 +179,121 @@ func LoadFile(path string, cfg *Config) error {
 	return nil
 }
 
-// key is one setting reachable from the environment and the command line.
-type key struct {
-	name string // dotted YAML path; env HEADNAT_<NAME>, flag --<name with dashes>
-	help string
+// Key is one setting: a YAML key, a HEADNAT_* environment variable and a --flag.
+type Key struct {
+	Name string // dotted YAML path; env HEADNAT_<NAME>, flag --<name with dashes>
+	Type string // what the value looks like in help: duration, int, bool, string, CIDR[,CIDR...], list
+	Help string
 	set  func(*Config, string) error
+	get  func(*Config) string
 }
 
-func keys() []key {
-	dur := func(p func(*Config) *time.Duration) func(*Config, string) error {
-		return func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return err
-			}
-			*p(c) = d
-			return nil
-		}
+// Env is the key's environment variable.
+func (k Key) Env() string { return envName(k.Name) }
+
+// Flag is the key's flag name, without dashes.
+func (k Key) Flag() string { return flagName(k.Name) }
+
+// Value is the key's value in cfg, as it would be written in a flag.
+func (k Key) Value(cfg Config) string { return k.get(&cfg) }
+
+// Keys lists every setting, in help order.
+func Keys() []Key {
+	dur := func(name, help string, p func(*Config) *time.Duration) Key {
+		return Key{Name: name, Type: "duration", Help: help,
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return err
+				}
+				*p(c) = d
+				return nil
+			},
+			get: func(c *Config) string { return p(c).String() }}
 	}
-	num := func(p func(*Config) *int) func(*Config, string) error {
-		return func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("not an integer: %q", v)
-			}
-			*p(c) = n
-			return nil
-		}
+	num := func(name, help string, p func(*Config) *int) Key {
+		return Key{Name: name, Type: "int", Help: help,
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Errorf("not an integer: %q", v)
+				}
+				*p(c) = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(*p(c)) }}
 	}
-	str := func(p func(*Config) *string) func(*Config, string) error {
-		return func(c *Config, v string) error { *p(c) = v; return nil }
+	str := func(name, help string, p func(*Config) *string) Key {
+		return Key{Name: name, Type: "string", Help: help,
+			set: func(c *Config, v string) error { *p(c) = v; return nil },
+			get: func(c *Config) string { return *p(c) }}
 	}
-	cidrs := func(p func(*Config) *[]netip.Prefix) func(*Config, string) error {
-		return func(c *Config, v string) error {
-			ps, err := ParseCIDRs(v)
-			if err != nil {
-				return err
-			}
-			*p(c) = ps
-			return nil
-		}
+	boolean := func(name, help string, p func(*Config) *bool) Key {
+		return Key{Name: name, Type: "bool", Help: help,
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("not a boolean: %q", v)
+				}
+				*p(c) = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(*p(c)) }}
 	}
-	list := func(p func(*Config) *[]string) func(*Config, string) error {
-		return func(c *Config, v string) error { *p(c) = splitList(v); return nil }
+	cidrs := func(name, help string, p func(*Config) *[]netip.Prefix) Key {
+		return Key{Name: name, Type: "CIDR[,CIDR...]", Help: help,
+			set: func(c *Config, v string) error {
+				ps, err := ParseCIDRs(v)
+				if err != nil {
+					return err
+				}
+				*p(c) = ps
+				return nil
+			},
+			get: func(c *Config) string {
+				var ss []string
+				for _, q := range *p(c) {
+					ss = append(ss, q.String())
+				}
+				return strings.Join(ss, ",")
+			}}
 	}
-	return []key{
-		{"cluster", "cluster name (default: the instance's headnat:cluster tag)", str(func(c *Config) *string { return &c.Cluster })},
-		{"listen", "address for /healthz, /status and /metrics", str(func(c *Config) *string { return &c.Listen })},
-		{"peer_port", "port peers serve /healthz on", num(func(c *Config) *int { return &c.PeerPort })},
-		{"egress_interface", "egress interface (default: from the default route)", str(func(c *Config) *string { return &c.EgressInterface })},
-		{"vpc_cidrs", "comma-separated VPC CIDRs to NAT (default: from IMDS)", cidrs(func(c *Config) *[]netip.Prefix { return &c.VPCCIDRs })},
-		{"extra_source_cidrs", "comma-separated extra source CIDRs to NAT", cidrs(func(c *Config) *[]netip.Prefix { return &c.ExtraSourceCIDRs })},
-		{"route_tables", "comma-separated route table ids to manage (default: tagged ones)", list(func(c *Config) *[]string { return &c.RouteTables })},
-		{"failback_after", "how long the home-AZ instance must be healthy before taking its tables back", dur(func(c *Config) *time.Duration { return &c.FailbackAfter })},
-		{"probe.interval", "probe interval", dur(func(c *Config) *time.Duration { return &c.Probe.Interval })},
-		{"probe.timeout", "probe timeout", dur(func(c *Config) *time.Duration { return &c.Probe.Timeout })},
-		{"probe.rise", "consecutive passes before healthy", num(func(c *Config) *int { return &c.Probe.Rise })},
-		{"probe.fall", "consecutive failures before unhealthy", num(func(c *Config) *int { return &c.Probe.Fall })},
-		{"probe.restart_grace", "how long a peer whose agent is down but whose host answers keeps its tables", dur(func(c *Config) *time.Duration { return &c.Probe.RestartGrace })},
-		{"egress.targets", "comma-separated egress probe targets (tcp://host:port, http://...)", list(func(c *Config) *[]string { return &c.Egress.Targets })},
-		{"egress.k", "egress probes that must pass", num(func(c *Config) *int { return &c.Egress.K })},
-		{"conntrack.max", "conntrack table size (0: sized to memory)", num(func(c *Config) *int { return &c.Conntrack.Max })},
-		{"aws.region", "AWS region (default: from IMDS)", str(func(c *Config) *string { return &c.AWS.Region })},
-		{"aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", str(func(c *Config) *string { return &c.AWS.EC2Endpoint })},
-		{"aws.autoscaling_endpoint", "Auto Scaling endpoint URL (default: AWS)", str(func(c *Config) *string { return &c.AWS.AutoScalingEndpoint })},
-		{"aws.imds_endpoint", "IMDS endpoint URL (default: 169.254.169.254)", str(func(c *Config) *string { return &c.AWS.IMDSEndpoint })},
-		{"state_path", "where the data plane records the sysctls it replaced", str(func(c *Config) *string { return &c.StatePath })},
+	list := func(name, typ, help string, p func(*Config) *[]string) Key {
+		return Key{Name: name, Type: typ, Help: help,
+			set: func(c *Config, v string) error { *p(c) = splitList(v); return nil },
+			get: func(c *Config) string { return strings.Join(*p(c), ",") }}
+	}
+	return []Key{
+		str("cluster", "cluster name (default: the instance's headnat:cluster tag)", func(c *Config) *string { return &c.Cluster }),
+		str("listen", "address for /healthz, /status and /metrics", func(c *Config) *string { return &c.Listen }),
+		num("peer_port", "port peers serve /healthz on", func(c *Config) *int { return &c.PeerPort }),
+		str("egress_interface", "egress interface (default: from the default route)", func(c *Config) *string { return &c.EgressInterface }),
+		cidrs("vpc_cidrs", "VPC CIDRs to NAT (default: from IMDS)", func(c *Config) *[]netip.Prefix { return &c.VPCCIDRs }),
+		cidrs("extra_source_cidrs", "extra source CIDRs to NAT", func(c *Config) *[]netip.Prefix { return &c.ExtraSourceCIDRs }),
+		list("route_tables", "rtb-ID[,rtb-ID...]", "route tables to manage (default: every table tagged with the cluster)", func(c *Config) *[]string { return &c.RouteTables }),
+		dur("failback_after", "how long the home-AZ instance must be healthy before taking its tables back", func(c *Config) *time.Duration { return &c.FailbackAfter }),
+		dur("refresh", "how often the cluster (members, route tables) is re-read from EC2", func(c *Config) *time.Duration { return &c.Refresh }),
+		dur("verify_interval", "how often the data plane is verified and repaired", func(c *Config) *time.Duration { return &c.VerifyInterval }),
+		dur("drain_timeout", "how long a drain waits for peers to take this instance's tables", func(c *Config) *time.Duration { return &c.DrainTimeout }),
+		dur("probe.interval", "peer probe interval", func(c *Config) *time.Duration { return &c.Probe.Interval }),
+		dur("probe.timeout", "peer probe timeout (shorter than --probe-interval)", func(c *Config) *time.Duration { return &c.Probe.Timeout }),
+		num("probe.rise", "consecutive passes before healthy (peers and self)", func(c *Config) *int { return &c.Probe.Rise }),
+		num("probe.fall", "consecutive failures before unhealthy (peers and self)", func(c *Config) *int { return &c.Probe.Fall }),
+		dur("probe.restart_grace", "how long a peer whose agent is down but whose host answers keeps its tables", func(c *Config) *time.Duration { return &c.Probe.RestartGrace }),
+		list("egress.targets", "URL[,URL...]", "egress probe targets, tcp://host:port or http(s)://... (default: TCP to the region's EC2 and S3 endpoints)", func(c *Config) *[]string { return &c.Egress.Targets }),
+		num("egress.k", "egress probes that must pass", func(c *Config) *int { return &c.Egress.K }),
+		dur("egress.interval", "own egress check interval", func(c *Config) *time.Duration { return &c.Egress.Interval }),
+		dur("egress.timeout", "own egress probe timeout (shorter than --egress-interval)", func(c *Config) *time.Duration { return &c.Egress.Timeout }),
+		num("conntrack.max", "conntrack table size (0: sized to memory)", func(c *Config) *int { return &c.Conntrack.Max }),
+		dur("conntrack.tcp_established_timeout", "conntrack timeout of established TCP (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.TCPEstablishedTimeout }),
+		dur("conntrack.udp_timeout", "conntrack timeout of one-way UDP (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.UDPTimeout }),
+		dur("conntrack.udp_stream_timeout", "conntrack timeout of UDP streams (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.UDPStreamTimeout }),
+		str("aws.region", "AWS region (default: from IMDS)", func(c *Config) *string { return &c.AWS.Region }),
+		str("aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.EC2Endpoint }),
+		str("aws.autoscaling_endpoint", "Auto Scaling endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.AutoScalingEndpoint }),
+		str("aws.imds_endpoint", "IMDS endpoint URL (default: 169.254.169.254)", func(c *Config) *string { return &c.AWS.IMDSEndpoint }),
+		str("state_path", "where the data plane records the sysctls it replaced", func(c *Config) *string { return &c.StatePath }),
+		boolean("dry_run", "log route writes instead of doing them; change nothing on the host", func(c *Config) *bool { return &c.DryRun }),
 	}
 }
 
@@ -186,9 +308,9 @@ func flagName(k string) string {
 // ApplyEnv applies HEADNAT_* variables. A HEADNAT_ variable that names no setting is an error,
 // so a typo does not pass silently.
 func ApplyEnv(cfg *Config, environ []string) error {
-	known := map[string]key{}
-	for _, k := range keys() {
-		known[envName(k.name)] = k
+	known := map[string]Key{}
+	for _, k := range Keys() {
+		known[k.Env()] = k
 	}
 	var names []string
 	vals := map[string]string{}
@@ -213,24 +335,39 @@ func ApplyEnv(cfg *Config, environ []string) error {
 	return nil
 }
 
-// Flags registers one flag per setting on fs. After fs.Parse, call the returned function to
-// apply the flags that were given onto cfg.
+// flagValue is one setting as a flag.Value; the config it writes is applied after parsing.
+type flagValue struct {
+	k   Key
+	val string
+}
+
+func (f *flagValue) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.val
+}
+func (f *flagValue) Set(v string) error { f.val = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.k.Type == "bool" }
+
+// Flags registers one flag per setting on fs, each showing the default's value. After fs.Parse,
+// call the returned function to apply the flags that were given onto cfg.
 func Flags(fs *flag.FlagSet) func(cfg *Config) error {
-	vals := map[string]*string{}
-	byFlag := map[string]key{}
-	for _, k := range keys() {
-		n := flagName(k.name)
-		vals[n] = fs.String(n, "", k.help)
-		byFlag[n] = k
+	def := Default()
+	vals := map[string]*flagValue{}
+	for _, k := range Keys() {
+		v := &flagValue{k: k, val: k.Value(def)}
+		vals[k.Flag()] = v
+		fs.Var(v, k.Flag(), k.Help)
 	}
 	return func(cfg *Config) error {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
-			k, ok := byFlag[f.Name]
+			v, ok := vals[f.Name]
 			if !ok || err != nil {
 				return
 			}
-			if e := k.set(cfg, *vals[f.Name]); e != nil {
+			if e := v.k.set(cfg, v.val); e != nil {
 				err = fmt.Errorf("config: --%s: %w", f.Name, e)
 			}
 		})
@@ -287,11 +424,32 @@ func (c *Config) Validate() error {
 	if c.FailbackAfter < 0 {
 		bad("failback_after: must not be negative")
 	}
-	if c.Probe.Interval <= 0 {
-		bad("probe.interval: must be positive")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"probe.interval", c.Probe.Interval}, {"probe.timeout", c.Probe.Timeout}, {"egress.interval", c.Egress.Interval},
+		{"egress.timeout", c.Egress.Timeout}, {"refresh", c.Refresh}, {"verify_interval", c.VerifyInterval}} {
+		if d.v <= 0 {
+			bad("%s: must be positive", d.name)
+		}
 	}
-	if c.Probe.Timeout <= 0 {
-		bad("probe.timeout: must be positive")
+	if c.Probe.Timeout > 0 && c.Probe.Timeout >= c.Probe.Interval {
+		bad("probe.timeout: %s must be shorter than probe.interval %s (probe rounds must not overlap)", c.Probe.Timeout, c.Probe.Interval)
+	}
+	if c.Egress.Timeout > 0 && c.Egress.Timeout >= c.Egress.Interval {
+		bad("egress.timeout: %s must be shorter than egress.interval %s", c.Egress.Timeout, c.Egress.Interval)
+	}
+	if c.DrainTimeout < 0 {
+		bad("drain_timeout: must not be negative")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"conntrack.tcp_established_timeout", c.Conntrack.TCPEstablishedTimeout}, {"conntrack.udp_timeout", c.Conntrack.UDPTimeout},
+		{"conntrack.udp_stream_timeout", c.Conntrack.UDPStreamTimeout}} {
+		if d.v < 0 {
+			bad("%s: must not be negative", d.name)
+		}
 	}
 	if c.Probe.RestartGrace < 0 {
 		bad("probe.restart_grace: must not be negative")
@@ -303,8 +461,8 @@ func (c *Config) Validate() error {
 		bad("egress.k: must be between 1 and the number of egress.targets (%d)", len(c.Egress.Targets))
 	}
 	for _, t := range c.Egress.Targets {
-		if !strings.HasPrefix(t, "tcp://") && !strings.HasPrefix(t, "http://") && !strings.HasPrefix(t, "https://") {
-			bad("egress.targets: %q must start with tcp://, http:// or https://", t)
+		if _, err := ParseEgressTarget(t); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.PeerPort < 1 || c.PeerPort > 65535 {

@@ -3,9 +3,13 @@ package config
 import (
 	"flag"
 	"net/netip"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/headnat/headnat/agent/health"
 )
 
 func TestParseFileEnvFlagsOverrideInOrder(t *testing.T) {
@@ -14,7 +18,7 @@ func TestParseFileEnvFlagsOverrideInOrder(t *testing.T) {
 cluster: conf
 failback_after: 30s
 vpc_cidrs: [198.18.0.0/16]
-probe: {interval: 100ms}
+probe: {interval: 100ms, timeout: 80ms}
 `), &cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +63,11 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"zero interval", "probe: {interval: 0s}\n", nil, "probe.interval"},
 		{"k too big", "egress: {targets: ['tcp://203.0.113.1:80'], k: 2}\n", nil, "egress.k"},
 		{"target scheme", "egress: {targets: ['203.0.113.1:80']}\n", nil, "must start with"},
+		{"tcp target without port", "egress: {targets: ['tcp://203.0.113.1']}\n", nil, "tcp://host:port"},
+		{"probe timeout not below interval", "probe: {interval: 200ms, timeout: 200ms}\n", nil, "must be shorter than probe.interval"},
+		{"egress timeout not below interval", "egress: {interval: 1s, timeout: 2s}\n", nil, "must be shorter than egress.interval"},
+		{"zero refresh", "", []string{"HEADNAT_REFRESH=0s"}, "refresh: must be positive"},
+		{"bad bool", "", []string{"HEADNAT_DRY_RUN=maybe"}, "not a boolean"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,4 +91,87 @@ func TestDefaultIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The default schedules must be valid for agent/health, and peers must be declared dead early
+// enough to leave time for the route write within 1s (arithmetic on the schedule).
+func TestDefaultSchedules(t *testing.T) {
+	cfg := Default()
+	for name, h := range map[string]health.Config{"peer": cfg.Probe.Health(), "self": cfg.SelfHealth()} {
+		if err := h.Validate(); err != nil {
+			t.Errorf("%s defaults invalid: %v", name, err)
+		}
+	}
+	if b := cfg.Probe.Health().DetectionBound(); b > 800*time.Millisecond {
+		t.Errorf("default peer detection bound %v leaves no room for the route write", b)
+	}
+}
+
+// Every setting is a YAML key, an environment variable and a flag, and all three set the same
+// field to the same value; the flag's help shows the default.
+func TestEverySettingThreeWays(t *testing.T) {
+	samples := map[string]string{
+		"duration": "1234ms", "int": "7", "bool": "true", "string": "x-value",
+		"CIDR[,CIDR...]": "198.18.0.0/16,198.19.0.0/16", "rtb-ID[,rtb-ID...]": "rtb-1,rtb-2",
+		"URL[,URL...]": "tcp://203.0.113.1:80,http://203.0.113.2/",
+	}
+	seen := map[string]bool{}
+	for _, k := range Keys() {
+		t.Run(k.Name, func(t *testing.T) {
+			v, ok := samples[k.Type]
+			if !ok {
+				t.Fatalf("no sample for type %q", k.Type)
+			}
+			if seen[k.Flag()] || seen[k.Env()] {
+				t.Fatalf("flag or env of %s used twice", k.Name)
+			}
+			seen[k.Flag()], seen[k.Env()] = true, true
+
+			fromEnv := Default()
+			if err := ApplyEnv(&fromEnv, []string{k.Env() + "=" + v}); err != nil {
+				t.Fatal(err)
+			}
+			fromFlag := Default()
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			apply := Flags(fs)
+			if err := fs.Parse([]string{"--" + k.Flag() + "=" + v}); err != nil {
+				t.Fatal(err)
+			}
+			if err := apply(&fromFlag); err != nil {
+				t.Fatal(err)
+			}
+			fromYAML := Default()
+			if err := Parse(strings.NewReader(yamlFor(k.Name, k.Type, v)), &fromYAML); err != nil {
+				t.Fatal(err)
+			}
+			if k.Value(fromEnv) != v && k.Type != "duration" {
+				t.Errorf("env set %s to %q, want %q", k.Name, k.Value(fromEnv), v)
+			}
+			if k.Value(fromEnv) == k.Value(Default()) {
+				t.Errorf("env did not change %s", k.Name)
+			}
+			if !reflect.DeepEqual(fromEnv, fromFlag) || !reflect.DeepEqual(fromEnv, fromYAML) {
+				t.Errorf("env, flag and YAML disagree:\nenv  %+v\nflag %+v\nyaml %+v", fromEnv, fromFlag, fromYAML)
+			}
+			if f := fs.Lookup(k.Flag()); f == nil || f.DefValue != k.Value(Default()) {
+				t.Errorf("flag default %v, want %q", f, k.Value(Default()))
+			}
+		})
+	}
+}
+
+// yamlFor writes one dotted key as nested YAML.
+func yamlFor(name, typ, v string) string {
+	parts := strings.Split(name, ".")
+	val := v
+	if strings.Contains(typ, ",") {
+		val = "[" + v + "]"
+	}
+	if typ == "string" {
+		val = strconv.Quote(v)
+	}
+	if len(parts) == 1 {
+		return parts[0] + ": " + val + "\n"
+	}
+	return parts[0] + ":\n  " + parts[1] + ": " + val + "\n"
 }

@@ -6,16 +6,20 @@
 // The rule, per table:
 //
 //   - An instance is alive when it is not draining and is either healthy in the viewer's view
-//     or partitioned: its VPC path fails but it answers over the tailnet (TailnetReachable).
+//     or presumed alive (PresumedAlive): not healthy here, but not known dead either
+//     (partitioned, rising, its agent restarting, not probed yet). AliveWhy says which.
 //   - Instances are ranked: those in the table's home AZ first (oldest launch, then id), then
 //     the others by rendezvous hash of (table id, instance id), highest weight first.
 //   - The preferred owner (PreferredOwner) is the best-ranked healthy, non-draining instance.
-//     A partitioned peer that ranks above it is alive and, from its own side of the partition,
-//     sees itself as preferred; the viewer defers to it (Owner.DefersTo) and writes nothing, so
-//     both sides of a partition agree on one claimant.
+//     A presumed-alive peer that ranks above it and Claims (it answered healthy on some path,
+//     so it decides from its own side) sees itself as preferred; the viewer defers to it
+//     (Owner.DefersTo) and writes nothing, so both sides of a partition agree on one claimant.
+//     A peer that cannot claim (its agent is restarting, or it never answered) is not deferred
+//     to: its own tables stay with it, but the others do not wait for it.
 //   - The owner takes the table at once when the current target is gone: no route (create),
 //     a blackhole, a target that is no ENI or an ENI of no known instance, a draining instance,
-//     or an instance that is neither healthy nor partitioned. A partitioned target is not gone.
+//     or an instance that is neither healthy nor presumed alive. A presumed-alive target is not
+//     gone.
 //   - When the target is alive, the owner moves the table only to fail back into the home AZ,
 //     and only after being healthy for FailbackAfter and after the table has stayed put for
 //     FailbackAfter. Alive targets outside the home AZ are never moved between each other.
@@ -23,8 +27,8 @@
 // Hence under a partition no table is taken from a live instance, every claim has one
 // claimant, and the only moves are fail-backs into the home AZ, at most one per FailbackAfter.
 //
-// TailnetReachable should only be set for a peer whose tailnet answer says it is healthy: a
-// peer that answers "unhealthy" over the tailnet is not serving and should look dead here.
+// Claims should only be set for a peer whose latest answer on some path says it is healthy (or
+// that was just seen taking a table): a peer that answers "unhealthy" is not serving.
 package failover
 
 import (
@@ -43,9 +47,14 @@ type Instance struct {
 	Healthy      bool      // in the viewer's view, after rise/fall hysteresis (self: own health)
 	HealthySince time.Time // when Healthy last became true in the viewer's view (zero if not healthy)
 	Draining     bool
-	// TailnetReachable: the VPC-path probe fails but the tailnet path answers: the peer is
-	// partitioned from me, not dead. Only meaningful when Healthy is false.
-	TailnetReachable bool
+	// PresumedAlive: not healthy in the viewer's view, yet not known dead (partitioned, rising,
+	// agent restarting, not probed yet): its tables are not taken from it. Only meaningful when
+	// Healthy is false. AliveWhy says why, for reasons.
+	PresumedAlive bool
+	AliveWhy      string
+	// Claims: a presumed-alive peer that decides for itself and claims the tables it is
+	// preferred for (it answered healthy on some path). Only such a peer is deferred to.
+	Claims bool
 }
 
 // Table is one managed route table and its default (0.0.0.0/0) route.
@@ -97,8 +106,8 @@ type Write struct {
 type Owner struct {
 	InstanceID string // "" when no healthy candidate
 	Reason     string
-	// DefersTo is a partitioned peer that ranks above InstanceID: it claims the table from its
-	// side of the partition, so InstanceID writes nothing. "" when there is none.
+	// DefersTo is a presumed-alive peer that ranks above InstanceID and claims the table from
+	// its side, so InstanceID writes nothing. "" when there is none.
 	DefersTo string
 }
 
@@ -214,10 +223,13 @@ func failbackWait(o Observation, self Instance, t Table) string {
 func describe(in Instance) string { return fmt.Sprintf("%s (ENI %s)", in.ID, in.ENI) }
 
 func liveness(in Instance) string {
-	if in.Healthy {
+	switch {
+	case in.Healthy:
 		return "healthy"
+	case in.AliveWhy != "":
+		return "presumed alive (" + in.AliveWhy + ")"
 	}
-	return "partitioned (answers over the tailnet)"
+	return "presumed alive"
 }
 
 // validate checks the observation and returns Self.

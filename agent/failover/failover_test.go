@@ -21,13 +21,27 @@ func node(id, az string) Instance {
 }
 
 func dead(in Instance) Instance {
-	in.Healthy, in.HealthySince, in.TailnetReachable = false, time.Time{}, false
+	in.Healthy, in.HealthySince, in.PresumedAlive, in.AliveWhy, in.Claims = false, time.Time{}, false, "", false
 	return in
 }
 
 func partitioned(in Instance) Instance {
 	in = dead(in)
-	in.TailnetReachable = true
+	in.PresumedAlive, in.AliveWhy, in.Claims = true, "partitioned: answers healthy over the tailnet", true
+	return in
+}
+
+// restarting: its host answers but its agent does not; it keeps its tables, claims nothing.
+func restarting(in Instance) Instance {
+	in = dead(in)
+	in.PresumedAlive, in.AliveWhy = true, "agent restarting: its host answers"
+	return in
+}
+
+// rising: it answers healthy but has not passed rise probes in the viewer's view yet.
+func rising(in Instance) Instance {
+	in = dead(in)
+	in.PresumedAlive, in.AliveWhy, in.Claims = true, "rising: its latest answer says healthy", true
 	return in
 }
 
@@ -180,7 +194,7 @@ func TestDecideScenarios(t *testing.T) {
 			instances: []Instance{a, partitioned(b)},
 			tables:    []Table{targeting(ta, "eni-b")},
 			writes: map[string][]wantWrite{"i-a": {{"rtb-a", ActionReplace, KindFailback,
-				[]string{"target i-b (ENI eni-b) partitioned"}}}},
+				[]string{"target i-b (ENI eni-b) presumed alive (partitioned"}}}},
 		},
 		{
 			name:      "alive target outside the home AZ, owner also outside: no churn",
@@ -280,6 +294,34 @@ func TestDecideScenarios(t *testing.T) {
 			defers:    map[string]string{"rtb-a": "i-a"},
 		},
 		{
+			name:      "home-AZ peer restarting, target dead: the next instance of the home AZ takes it at once",
+			instances: []Instance{restarting(a1), a2, dead(c)},
+			tables:    []Table{table("rtb-a", "az-a", "eni-c")},
+			writes: map[string][]wantWrite{"i-a2": {{"rtb-a", ActionReplace, KindTakeover,
+				[]string{"target i-c (ENI eni-c) unhealthy", "preferred owner i-a2"}}}},
+			owners: map[string]string{"rtb-a": "i-a2"},
+		},
+		{
+			name:      "home-AZ peer restarting, target dead: another AZ takes it at once",
+			instances: []Instance{restarting(a), b, dead(c)},
+			tables:    []Table{table("rtb-a", "az-a", "eni-c")},
+			writes:    map[string][]wantWrite{"i-b": {{"rtb-a", ActionReplace, KindTakeover, []string{"unhealthy"}}}},
+			owners:    map[string]string{"rtb-a": "i-b"},
+		},
+		{
+			name:      "restarting peer keeps its own table",
+			instances: []Instance{restarting(a), b},
+			tables:    []Table{ta},
+			owners:    map[string]string{"rtb-a": "i-b"},
+		},
+		{
+			name:      "rising home-AZ peer claims the dead target's table from its side: the others wait",
+			instances: []Instance{rising(a1), a2, dead(c)},
+			tables:    []Table{table("rtb-a", "az-a", "eni-c")},
+			owners:    map[string]string{"rtb-a": "i-a2"},
+			defers:    map[string]string{"rtb-a": "i-a1"},
+		},
+		{
 			name:      "several writes come sorted by table",
 			instances: []Instance{a, dead(b), dead(c)},
 			tables:    []Table{table("rtb-z", "az-b", "eni-b"), table("rtb-m", "az-c", "eni-c"), missing(table("rtb-d", "az-a", ""))},
@@ -292,6 +334,39 @@ func TestDecideScenarios(t *testing.T) {
 	}
 	for _, sc := range cases {
 		t.Run(sc.name, func(t *testing.T) { runScenario(t, sc) })
+	}
+}
+
+// A reason says what is true of the peer it names: a restarting peer is not "partitioned",
+// and the deferral names why the claimant is presumed alive.
+func TestReasonsSayWhyAlive(t *testing.T) {
+	a1, a2, c := node("i-a1", "az-a"), node("i-a2", "az-a"), node("i-c", "az-c")
+	d, err := Decide(Observation{Self: "i-a2", Now: t0, FailbackAfter: failbackAfter,
+		Instances: []Instance{restarting(a1), a2, dead(c)}, Tables: []Table{table("rtb-a", "az-a", "eni-c")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{d.Owners["rtb-a"].Reason, d.Writes[0].Reason} {
+		if strings.Contains(s, "partitioned") || strings.Contains(s, "tailnet") {
+			t.Errorf("reason %q claims a partition; i-a1 is restarting", s)
+		}
+	}
+	d, err = Decide(Observation{Self: "i-a2", Now: t0, FailbackAfter: failbackAfter,
+		Instances: []Instance{rising(a1), a2, dead(c)}, Tables: []Table{table("rtb-a", "az-a", "eni-c")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := d.Owners["rtb-a"].Reason; !strings.Contains(r, "i-a1 ranks higher") || !strings.Contains(r, "rising") {
+		t.Errorf("owner reason %q does not say i-a1 is rising and claims", r)
+	}
+	b := node("i-b", "az-b")
+	d, err = Decide(Observation{Self: "i-b", Now: t0, FailbackAfter: failbackAfter,
+		Instances: []Instance{restarting(node("i-a", "az-a")), b}, Tables: []Table{table("rtb-x", "az-a", "eni-a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Writes) != 0 {
+		t.Errorf("writes %+v, want none for a table on a restarting peer", d.Writes)
 	}
 }
 

@@ -7,7 +7,8 @@ import (
 )
 
 // PreferredOwner is the best-ranked healthy, non-draining instance for t, and why. When a
-// partitioned peer ranks above it, DefersTo names that peer and nobody on this side writes.
+// presumed-alive peer that claims ranks above it, DefersTo names that peer and nobody on this
+// side writes.
 // The result does not depend on the order of instances.
 func PreferredOwner(t Table, instances []Instance) Owner {
 	var o Owner
@@ -17,10 +18,10 @@ func PreferredOwner(t Table, instances []Instance) Owner {
 	} else {
 		o.Reason = "no healthy, non-draining instance"
 	}
-	// Healthy instances are alive too, so the best alive one is either best or ranks above it.
-	if alive, ok := top(t, instances, Instance.alive); ok && alive.ID != o.InstanceID {
-		o.DefersTo = alive.ID
-		o.Reason += fmt.Sprintf("; partitioned %s ranks higher and claims the table from its side", alive.ID)
+	// Healthy instances claim too, so the best claimant is either best or ranks above it.
+	if c, ok := top(t, instances, Instance.claimant); ok && c.ID != o.InstanceID {
+		o.DefersTo = c.ID
+		o.Reason += fmt.Sprintf("; %s ranks higher and claims the table from its side (%s)", c.ID, liveness(c))
 	}
 	return o
 }
@@ -28,8 +29,13 @@ func PreferredOwner(t Table, instances []Instance) Owner {
 // candidate: may be preferred.
 func (in Instance) candidate() bool { return in.Healthy && !in.Draining }
 
-// alive: carries traffic as far as the viewer can tell (healthy, or partitioned from the viewer).
-func (in Instance) alive() bool { return !in.Draining && (in.Healthy || in.TailnetReachable) }
+// alive: carries traffic as far as the viewer can tell (healthy, or presumed alive).
+func (in Instance) alive() bool { return !in.Draining && (in.Healthy || in.PresumedAlive) }
+
+// claimant: decides for itself and claims what it is preferred for.
+func (in Instance) claimant() bool {
+	return !in.Draining && (in.Healthy || (in.PresumedAlive && in.Claims))
+}
 
 func inHome(t Table, in Instance) bool { return t.HomeAZ != "" && in.AZ == t.HomeAZ }
 

@@ -26,7 +26,8 @@ func randomSnapshot(r *rand.Rand) ([]Instance, []Table) {
 		case in.Healthy && r.Intn(20) > 0:
 			in.HealthySince = t0.Add(-time.Duration(r.Intn(600)) * time.Second)
 		case !in.Healthy:
-			in.TailnetReachable = r.Intn(3) == 0
+			in.PresumedAlive = r.Intn(3) == 0
+			in.Claims = in.PresumedAlive && r.Intn(2) == 0
 		}
 		instances = append(instances, in)
 	}
@@ -60,7 +61,7 @@ func goneOracle(t Table, instances []Instance) bool {
 	}
 	for _, in := range instances {
 		if t.TargetENI != "" && in.ENI == t.TargetENI {
-			return in.Draining || !(in.Healthy || in.TailnetReachable)
+			return in.Draining || !(in.Healthy || in.PresumedAlive)
 		}
 	}
 	return true
@@ -144,7 +145,7 @@ func checkOrderIndependent(t *testing.T, seed int64, r *rand.Rand, o Observation
 }
 
 // TestPropertyPartitionedViewsAgree: views now differ as partitions make them differ (a
-// healthy peer across a broken VPC path is seen as TailnetReachable only). Still at most one
+// healthy peer across a broken VPC path is seen as presumed alive and claiming only). Still at most one
 // instance writes each table, and a gone target is always replaced while any instance can
 // serve.
 func TestPropertyPartitionedViewsAgree(t *testing.T) {
@@ -152,7 +153,7 @@ func TestPropertyPartitionedViewsAgree(t *testing.T) {
 		r := rand.New(rand.NewSource(seed))
 		truth, tables := randomSnapshot(r)
 		for i := range truth {
-			truth[i].TailnetReachable = false // the truth is who is healthy; views add the partitions
+			truth[i].PresumedAlive, truth[i].Claims = false, false // the truth is who is healthy; views add the partitions
 			if truth[i].Healthy && truth[i].HealthySince.IsZero() {
 				truth[i].HealthySince = t0.Add(-time.Hour)
 			}
@@ -170,7 +171,7 @@ func TestPropertyPartitionedViewsAgree(t *testing.T) {
 			view := slices.Clone(truth)
 			for i, in := range view {
 				if in.ID != self.ID && in.Healthy && cut[pair(self.ID, in.ID)] {
-					view[i].Healthy, view[i].HealthySince, view[i].TailnetReachable = false, time.Time{}, true
+					view[i].Healthy, view[i].HealthySince, view[i].PresumedAlive, view[i].Claims = false, time.Time{}, true, true
 				}
 			}
 			d, err := Decide(Observation{Self: self.ID, Now: t0, FailbackAfter: failbackAfter, Instances: view, Tables: tables})

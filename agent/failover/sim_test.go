@@ -104,7 +104,7 @@ func (s *sim) view(v *simNode) Observation {
 				in.HealthySince = n.since
 			}
 		case n.healthy:
-			in.TailnetReachable = true
+			in.PresumedAlive, in.Claims = true, true
 		}
 		o.Instances = append(o.Instances, in)
 	}

@@ -18,26 +18,12 @@ import (
 // Worst-case detection of an unplanned peer failure (the peer dies just after answering a probe):
 // the next Fall probes all fail, the last one starts at most Fall*Interval after the failure and
 // gives up Timeout later, so the peer is marked unhealthy within Fall*Interval + Timeout.
-// With the defaults: 3*200ms + 150ms = 750ms, leaving about 250ms for the route write to keep
-// the move within 1s. A false failover needs Fall consecutive probes slower than Timeout; 150ms
-// is two orders of magnitude above a VPC round trip even on a loaded 2-core host.
+// The defaults live in agent/config (the one home of every setting), which builds this.
 type Config struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Rise     int // consecutive passes to become healthy (and from a fresh start)
 	Fall     int // consecutive failures to become unhealthy
-}
-
-// DefaultConfig is the schedule for peer probes over the VPC; see Config for the arithmetic.
-func DefaultConfig() Config {
-	return Config{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3}
-}
-
-// DefaultSelfConfig is the schedule for the agent's own egress and data-plane checks. Egress
-// targets sit beyond the internet gateway, so they get a longer timeout; a failure is detected
-// within 3*500ms + 400ms = 1.9s and peers see the 503 on their next probe.
-func DefaultSelfConfig() Config {
-	return Config{Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, Rise: 3, Fall: 3}
 }
 
 // DetectionBound is the worst-case time from a failure to an unhealthy verdict (see Config).
