@@ -8,7 +8,7 @@ import (
 	"github.com/headnat/headnat/test/netns"
 )
 
-// The lab's fixed addressing (DESIGN.md "The lab"). Everything lives in test ranges.
+// The lab's fixed addressing (docs/ARCHITECTURE.md "The lab"). Everything lives in test ranges.
 const (
 	Region     = "us-east-1"
 	AccountID  = "123456789012"

@@ -22,7 +22,7 @@ type KernelTable struct {
 	Iifs  []string // router legs of the subnets associated with the table, e.g. {"prv-a"}
 }
 
-// KernelConfig configures a KernelSink. It follows DESIGN.md "Lab routing".
+// KernelConfig configures a KernelSink. It follows docs/ARCHITECTURE.md "Lab routing".
 type KernelConfig struct {
 	// Namespace is the vpc-router network namespace. Required: KernelSink never changes the
 	// namespace it runs in.

@@ -15,7 +15,7 @@ import (
 	"github.com/headnat/headnat/test/netns"
 )
 
-// kernelLab is DESIGN.md's lab in small: a vpc-router namespace with legs pub-a, pub-b, prv-a
+// kernelLab is the lab of docs/ARCHITECTURE.md in small: a vpc-router namespace with legs pub-a, pub-b, prv-a
 // and igw, NAT namespaces behind the public legs, a client behind prv-a, an echo side behind
 // igw.
 type kernelLab struct {
