@@ -16,24 +16,27 @@ type liveness struct {
 	restartGrace   time.Duration
 }
 
-// aliveNotHealthy says why a peer that is not healthy must still not be treated as dead (its
-// tables are not taken; failover.Instance.TailnetReachable), or "" when it may be.
-func (l liveness) aliveNotHealthy() string {
+// presumedAlive says why a peer that is not healthy must still not be treated as dead (its
+// tables are not taken; failover.Instance.PresumedAlive), or "" when it may be. claims is true
+// when the peer decides for itself and will claim what it is preferred for: it answered
+// healthy on some path, or was just seen taking a table. A peer whose agent is restarting
+// keeps its tables (its kernel still forwards) but claims nothing.
+func (l liveness) presumedAlive() (why string, claims bool) {
 	st := l.peer
 	switch {
 	case st.Healthy:
-		return ""
+		return "", false
 	case st.TailnetReachable && st.Answer.Healthy:
-		return "partitioned: answers healthy over the tailnet"
-	case !st.Decided:
-		return "no verdict yet"
+		return "partitioned: answers healthy over the tailnet", true
 	case st.LastErr == "" && st.Answer.Healthy:
 		// Rise/fall gates who is preferred, not who is dead.
-		return "rising: its latest answer says healthy"
+		return "rising: its latest answer says healthy", true
 	case !l.actedAt.IsZero() && l.now.Sub(l.actedAt) < l.actedWindow:
-		return "partitioned: took a route table while failing my probes"
+		return "took a route table while failing my probes", true
 	case !l.agentDownSince.IsZero() && l.now.Sub(l.agentDownSince) < l.restartGrace:
-		return "agent restarting: its host answers"
+		return "agent restarting: its host answers", false
+	case !st.Decided:
+		return "no verdict yet", false
 	}
-	return ""
+	return "", false
 }

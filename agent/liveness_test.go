@@ -8,7 +8,7 @@ import (
 	"github.com/headnat/headnat/agent/health"
 )
 
-func TestAliveNotHealthy(t *testing.T) {
+func TestPresumedAlive(t *testing.T) {
 	now := time.Unix(10_000, 0)
 	dead := health.PeerState{Decided: true, LastErr: "i/o timeout"}
 	refused := health.PeerState{Decided: true, LastErr: "connection refused", HostUp: true}
@@ -17,28 +17,31 @@ func TestAliveNotHealthy(t *testing.T) {
 	partitioned := health.PeerState{Decided: true, LastErr: "timeout", TailnetReachable: true, Answer: api.Healthz{Healthy: true}}
 	brokenOverTailnet := health.PeerState{Decided: true, LastErr: "timeout", TailnetReachable: true, Answer: api.Healthz{Healthy: false}}
 	cases := []struct {
-		name  string
-		l     liveness
-		alive bool
+		name   string
+		l      liveness
+		alive  bool
+		claims bool
 	}{
-		{"healthy is not 'alive but not healthy'", liveness{peer: health.PeerState{Healthy: true, Decided: true}}, false},
-		{"dead", liveness{peer: dead}, false},
-		{"no verdict yet", liveness{peer: health.PeerState{}}, true},
-		{"rising", liveness{peer: rising}, true},
-		{"answers unhealthy", liveness{peer: unhealthyAnswer}, false},
-		{"partitioned", liveness{peer: partitioned}, true},
-		{"tailnet answers unhealthy", liveness{peer: brokenOverTailnet}, false},
-		{"acted within the window", liveness{peer: dead, now: now, actedAt: now.Add(-5 * time.Second), actedWindow: 10 * time.Second}, true},
-		{"acted long ago", liveness{peer: dead, now: now, actedAt: now.Add(-11 * time.Second), actedWindow: 10 * time.Second}, false},
-		{"agent restarting within grace", liveness{peer: refused, now: now, agentDownSince: now.Add(-9 * time.Second), restartGrace: 10 * time.Second}, true},
-		{"agent down past grace", liveness{peer: refused, now: now, agentDownSince: now.Add(-10 * time.Second), restartGrace: 10 * time.Second}, false},
-		{"grace zero", liveness{peer: refused, now: now, agentDownSince: now, restartGrace: 0}, false},
+		{"healthy is not 'alive but not healthy'", liveness{peer: health.PeerState{Healthy: true, Decided: true}}, false, false},
+		{"dead", liveness{peer: dead}, false, false},
+		{"no verdict yet", liveness{peer: health.PeerState{}}, true, false},
+		{"rising", liveness{peer: rising}, true, true},
+		{"answers unhealthy", liveness{peer: unhealthyAnswer}, false, false},
+		{"partitioned", liveness{peer: partitioned}, true, true},
+		{"tailnet answers unhealthy", liveness{peer: brokenOverTailnet}, false, false},
+		{"acted within the window", liveness{peer: dead, now: now, actedAt: now.Add(-5 * time.Second), actedWindow: 10 * time.Second}, true, true},
+		{"acted long ago", liveness{peer: dead, now: now, actedAt: now.Add(-11 * time.Second), actedWindow: 10 * time.Second}, false, false},
+		{"agent restarting within grace", liveness{peer: refused, now: now, agentDownSince: now.Add(-9 * time.Second), restartGrace: 10 * time.Second}, true, false},
+		{"agent down past grace", liveness{peer: refused, now: now, agentDownSince: now.Add(-10 * time.Second), restartGrace: 10 * time.Second}, false, false},
+		{"grace zero", liveness{peer: refused, now: now, agentDownSince: now, restartGrace: 0}, false, false},
+		{"no verdict yet but answers healthy: rising, claims", liveness{peer: health.PeerState{Answer: api.Healthz{Healthy: true}}}, true, true},
+		{"restarting and no verdict yet: claims nothing", liveness{peer: health.PeerState{LastErr: "connection refused", HostUp: true}, now: now, agentDownSince: now, restartGrace: time.Second}, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			why := tc.l.aliveNotHealthy()
-			if (why != "") != tc.alive {
-				t.Fatalf("aliveNotHealthy() = %q, want alive=%v", why, tc.alive)
+			why, claims := tc.l.presumedAlive()
+			if (why != "") != tc.alive || claims != tc.claims {
+				t.Fatalf("presumedAlive() = %q, %v; want alive=%v claims=%v", why, claims, tc.alive, tc.claims)
 			}
 		})
 	}

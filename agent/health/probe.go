@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Probe is one check. It must honour ctx's deadline: the caller bounds each run with a timeout.
@@ -31,16 +32,23 @@ func (p TCPProbe) Probe(ctx context.Context) error {
 	return c.Close()
 }
 
-// defaultClient opens a fresh connection per probe (no keep-alive hides a broken path) and
-// ignores proxy settings from the environment.
-var defaultClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:             nil,
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{}).DialContext,
-	},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// NewClient is a probe client: a fresh connection per probe (no keep-alive hides a broken
+// path), no proxy from the environment, no redirects, and every dial bounded by dialTimeout.
+// The bound matters: net/http completes a dial in the background after the request that
+// started it gave up, so an unbounded dial to a silent peer would hold a half-open socket and
+// a goroutine for the kernel's whole SYN retry time, one per probe.
+func NewClient(dialTimeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DisableKeepAlives: true,
+			DialContext:       (&net.Dialer{Timeout: dialTimeout}).DialContext,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
+
+var defaultClient = NewClient(time.Second)
 
 // HTTPProbe passes when a GET of URL answers 2xx. A nil Client uses a client without
 // keep-alives, proxies or redirects.

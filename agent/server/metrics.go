@@ -36,7 +36,10 @@ type Metrics struct {
 	apiErrors     *prometheus.CounterVec
 	findings      prometheus.Gauge
 	healthy       prometheus.Gauge
+	probeRounds   prometheus.Counter
+	probeGaps     prometheus.Histogram
 	lastMove      atomic.Int64 // unix nanoseconds; 0: never
+	lastRound     atomic.Int64 // unix nanoseconds of the latest peer probe round; 0: none yet
 }
 
 // NewMetrics registers every headnat metric, plus the Go runtime and process collectors.
@@ -73,6 +76,15 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		Name: "headnat_healthy",
 		Help: "Whether this agent reports itself healthy (1) or not (0).",
 	})
+	m.probeRounds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "headnat_peer_probe_rounds_total",
+		Help: "Peer probe rounds started (one per probe interval when nothing stalls them).",
+	})
+	m.probeGaps = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "headnat_peer_probe_round_gap_seconds",
+		Help:    "Time between the starts of consecutive peer probe rounds.",
+		Buckets: []float64{0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5},
+	})
 	sinceMove := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "headnat_seconds_since_last_route_move",
 		Help: "Seconds since this agent last moved a route; -1 if it never did.",
@@ -88,7 +100,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.probeUp, m.probeFailures, m.routeWrites, m.failovers, m.apiErrors,
-		m.findings, m.healthy, sinceMove, build,
+		m.findings, m.healthy, m.probeRounds, m.probeGaps, sinceMove, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -148,6 +160,17 @@ func (m *Metrics) Failover() {
 		return
 	}
 	m.failovers.Inc()
+}
+
+// ProbeRound records that a peer probe round started at t.
+func (m *Metrics) ProbeRound(t time.Time) {
+	if m == nil {
+		return
+	}
+	m.probeRounds.Inc()
+	if prev := m.lastRound.Swap(t.UnixNano()); prev != 0 && t.UnixNano() > prev {
+		m.probeGaps.Observe(time.Duration(t.UnixNano() - prev).Seconds())
+	}
 }
 
 // RouteMoved records when a route was last moved.

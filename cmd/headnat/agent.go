@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"io"
 	"os"
-	"time"
 
 	"github.com/headnat/headnat/agent"
 	"github.com/headnat/headnat/agent/config"
@@ -19,8 +20,6 @@ func init() {
 type agentFlags struct {
 	configPath string
 	once       bool
-	dryRun     bool
-	refresh    time.Duration
 }
 
 func agentMain(ctx context.Context, e *env, args []string) error {
@@ -29,10 +28,12 @@ func agentMain(ctx context.Context, e *env, args []string) error {
 	var f agentFlags
 	fs.StringVar(&f.configPath, "config", "", "YAML configuration file (default: none; IMDS and tags supply the rest)")
 	fs.BoolVar(&f.once, "once", false, "run one tick and exit")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "log route writes instead of doing them; change nothing on the host")
-	fs.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often to re-read the cluster from EC2")
 	applyFlags := config.Flags(fs)
+	fs.Usage = func() { agentUsage(fs.Output(), fs) }
 	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
 		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
@@ -50,8 +51,29 @@ func agentMain(ctx context.Context, e *env, args []string) error {
 	if err := applyFlags(&cfg); err != nil {
 		return usagef("%v", err)
 	}
-	if f.dryRun {
-		cfg.DryRun = true
+	return agent.Run(ctx, cfg, e.log, agent.Options{Version: version, Once: f.once})
+}
+
+// agentUsage lists every flag as --name TYPE with its default; each setting is also a YAML
+// key and a HEADNAT_* variable.
+func agentUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: headnat agent [--config FILE] [--once] [--SETTING VALUE ...]")
+	fmt.Fprintln(w, "\nRuns the agent. Settings come from the YAML file, then HEADNAT_* environment variables,")
+	fmt.Fprintln(w, "then flags, each overriding the one before; unknown ones are an error.")
+	fmt.Fprintln(w, "\nflags:")
+	fmt.Fprintln(w, "  --config FILE\n        YAML configuration file (default: none; IMDS and tags supply the rest)")
+	fmt.Fprintln(w, "  --once\n        run one tick and exit")
+	def := config.Default()
+	fmt.Fprintln(w, "\nsettings (flag, then YAML key and environment variable):")
+	for _, k := range config.Keys() {
+		arg := " " + k.Type
+		if k.Type == "bool" {
+			arg = ""
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s", k.Flag(), arg, k.Help)
+		if v := k.Value(def); v != "" && v != "0" && v != "false" && v != "0s" {
+			fmt.Fprintf(w, " (default %s)", v)
+		}
+		fmt.Fprintf(w, "\n        key %s, env %s\n", k.Name, k.Env())
 	}
-	return agent.Run(ctx, agent.Options{Config: cfg, Version: version, Logger: e.log, Once: f.once, RefreshEvery: f.refresh})
 }
