@@ -74,7 +74,10 @@ func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 		}
 		v.lastMove[t.ID] = readStart
 		notes = append(notes, note{slog.LevelInfo, "route table moved", []any{"table", t.ID, "from", p.Target.ENI, "to", t.Target.ENI, "state", t.State}})
-		if st, ok := v.peerByENI(t.Target.ENI); ok && st.Decided && !st.Healthy {
+		// Only a route newly pointed at the peer is its doing; a route that went blackhole
+		// under it says the opposite.
+		took := t.State == cloud.RouteActive && t.Target.ENI != p.Target.ENI
+		if st, ok := v.peerByENI(t.Target.ENI); ok && took && st.Decided && !st.Healthy {
 			v.evidence[st.Peer.ID] = readStart
 			notes = append(notes, note{slog.LevelWarn, "peer unreachable from here took a route table: treating it as partitioned, not dead",
 				[]any{"peer", st.Peer.ID, "table", t.ID}})
