@@ -5,7 +5,8 @@
 // and serves the Query APIs through Handler, so aws-sdk-go-v2 clients with BaseEndpoint set to
 // the server work unchanged. Every accepted change that matters to the data path (a private
 // table's default route, an ENI's source/dest check, an EIP association) is pushed to a Sink,
-// which in the lab is KernelSink: then a ReplaceRoute really moves the traffic.
+// which in the lab is test/lab's KernelSink: then a ReplaceRoute really moves the traffic.
+// The package itself is pure Go and runs no commands.
 //
 // Seeding methods (AddVPC, AddSubnet, ...) are setup code: like regexp.MustCompile they panic on
 // invalid input. They do not notify the Sink: call Sync (or SetSink) once seeding is done.
