@@ -1,0 +1,69 @@
+package vpcsim
+
+// ---- DescribeSubnets
+
+var subnetFields = fieldSet[*subnet]{
+	tags: func(v *subnet) tags { return v.tags },
+	fields: map[string]func(*state, *subnet) []string{
+		"subnet-id":         func(_ *state, v *subnet) []string { return one(v.id) },
+		"vpc-id":            func(_ *state, v *subnet) []string { return one(v.vpcID) },
+		"availability-zone": func(_ *state, v *subnet) []string { return one(v.az) },
+		"cidr-block":        func(_ *state, v *subnet) []string { return one(v.cidr.String()) },
+		"cidr":              func(_ *state, v *subnet) []string { return one(v.cidr.String()) },
+		"cidrBlock":         func(_ *state, v *subnet) []string { return one(v.cidr.String()) },
+		"state":             func(*state, *subnet) []string { return one("available") },
+		"default-for-az":    func(*state, *subnet) []string { return one("false") },
+	},
+}
+
+func (s *Sim) describeSubnets(f form) ([]any, *apiError) {
+	return describe(s, f, "SubnetId", kindSubnet, subnetFields,
+		func(st *state, id string) (*subnet, bool) { v, ok := st.subnets[id]; return v, ok },
+		func(st *state) []*subnet { return bySeq(st.subnets, func(v *subnet) int { return v.seq }) },
+		func(v *subnet) string { return v.id },
+		func(st *state, vs []*subnet) []any {
+			set := xSubnetSet{Items: []xSubnet{}}
+			for _, v := range vs {
+				free := 1<<(32-v.cidr.Bits()) - 5
+				for _, n := range st.enis {
+					if !n.deleted && n.subnetID == v.id {
+						free--
+					}
+				}
+				set.Items = append(set.Items, xSubnet{
+					SubnetID: v.id, SubnetArn: "arn:aws:ec2:" + s.opts.Region + ":" + s.opts.AccountID + ":subnet/" + v.id,
+					State: "available", VpcID: v.vpcID, OwnerID: s.opts.AccountID, CidrBlock: v.cidr.String(),
+					AvailableIPAddressCount: free, AvailabilityZone: v.az, Tags: xTags(v.tags),
+				})
+			}
+			return []any{set}
+		})
+}
+
+// ---- DescribeVpcs
+
+var vpcFields = fieldSet[*vpc]{
+	tags: func(v *vpc) tags { return v.tags },
+	fields: map[string]func(*state, *vpc) []string{
+		"vpc-id":                            func(_ *state, v *vpc) []string { return one(v.id) },
+		"cidr":                              func(_ *state, v *vpc) []string { return one(v.cidr.String()) },
+		"cidr-block-association.cidr-block": func(_ *state, v *vpc) []string { return one(v.cidr.String()) },
+		"state":                             func(*state, *vpc) []string { return one("available") },
+		"is-default":                        func(*state, *vpc) []string { return one("false") },
+	},
+}
+
+func (s *Sim) describeVpcs(f form) ([]any, *apiError) {
+	return describe(s, f, "VpcId", kindVpc, vpcFields,
+		func(st *state, id string) (*vpc, bool) { v, ok := st.vpcs[id]; return v, ok },
+		func(st *state) []*vpc { return bySeq(st.vpcs, func(v *vpc) int { return v.seq }) },
+		func(v *vpc) string { return v.id },
+		func(_ *state, vs []*vpc) []any {
+			set := xVpcSet{Items: []xVpc{}}
+			for _, v := range vs {
+				set.Items = append(set.Items, xVpc{VpcID: v.id, OwnerID: s.opts.AccountID, State: "available",
+					CidrBlock: v.cidr.String(), InstanceTenancy: "default", Tags: xTags(v.tags)})
+			}
+			return []any{set}
+		})
+}
