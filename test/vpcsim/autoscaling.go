@@ -361,7 +361,7 @@ func asgFilters(f form) ([]filter, *apiError) {
 	return out, nil
 }
 
-var groupFields = fieldSet[*group]{tags: func(g *group) tags { return g.tags }}
+var groupFields = fieldSet[*group]{tags: func(g *group) tags { return g.tags }, literal: true}
 
 func (s *Sim) describeAutoScalingGroups(f form) ([]any, *apiError) {
 	filters, aerr := asgFilters(f)

@@ -39,7 +39,7 @@ type idKind struct {
 
 var (
 	kindInstance = idKind{"i-", "InvalidInstanceID.Malformed", "InvalidInstanceID.NotFound", "instance"}
-	kindENI      = idKind{"eni-", "InvalidNetworkInterfaceID.Malformed", "InvalidNetworkInterfaceID.NotFound", "networkInterface"}
+	kindENI      = idKind{"eni-", "InvalidNetworkInterfaceId.Malformed", "InvalidNetworkInterfaceID.NotFound", "networkInterface"}
 	kindTable    = idKind{"rtb-", "InvalidRouteTableId.Malformed", "InvalidRouteTableID.NotFound", "routeTable"}
 	kindSubnet   = idKind{"subnet-", "InvalidSubnetID.Malformed", "InvalidSubnetID.NotFound", "subnet"}
 	kindVpc      = idKind{"vpc-", "InvalidVpcID.Malformed", "InvalidVpcID.NotFound", "vpc"}

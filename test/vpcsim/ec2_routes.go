@@ -2,6 +2,7 @@ package vpcsim
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -32,13 +33,13 @@ var tableFields = fieldSet[*routeTable]{
 			}
 			return nil
 		},
+		// One value per association: a table with none matches neither true nor false.
 		"association.main": func(_ *state, t *routeTable) []string {
+			var out []string
 			for _, a := range t.assocs {
-				if a.main {
-					return one("true")
-				}
+				out = append(out, strconv.FormatBool(a.main))
 			}
-			return one("false")
+			return out
 		},
 		"route.destination-cidr-block": routeField(func(v RouteView) string { return v.Destination }),
 		"route.gateway-id":             routeField(func(v RouteView) string { return v.GatewayID }),
