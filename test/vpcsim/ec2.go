@@ -62,49 +62,77 @@ func missing(param string) *apiError {
 	return errf(400, "MissingParameter", "The request must contain the parameter %s", param)
 }
 
-// describe runs the common part of a Describe action: ID list, filters, DryRun.
-func describe[T any](s *Sim, f form, idParam string, k idKind, fs fieldSet[T],
-	lookup func(*state, string) (T, bool), all func(*state) []T, id func(T) string,
-	render func(*state, []T) []any,
-) ([]any, *apiError) {
+// describeSpec is one EC2 Describe action over resources of type T.
+type describeSpec[T any] struct {
+	action  string
+	idParam string // the ID list, e.g. "InstanceId" for InstanceId.N
+	kind    idKind
+	fields  fieldSet[T]
+	paging  pageRule
+	lookup  func(*state, string) (T, bool)
+	all     func(*state) []T // in creation order
+	seq     func(T) int
+	id      func(T) string
+	render  func(*state, []T) []any
+	check   func(*state) *apiError // optional: more validation, on the state being read
+}
+
+// describe runs the common part of a Describe action: ID list, filters, paging, DryRun. As EC2
+// may, a page is cut before the filters apply, so a page can hold fewer items than asked, even
+// none, and still carry a NextToken.
+func describe[T any](s *Sim, f form, d describeSpec[T]) ([]any, *apiError) {
 	filters, aerr := ec2Filters(f)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if aerr := fs.validate(filters); aerr != nil {
+	if aerr := d.fields.validate(filters); aerr != nil {
+		return nil, aerr
+	}
+	ids := f.list(d.idParam)
+	p, aerr := s.ec2Page(f, d.action, d.paging, len(ids) > 0)
+	if aerr != nil {
 		return nil, aerr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.st
-	ids := f.list(idParam)
+	st := s.readState()
+	if d.check != nil {
+		if aerr := d.check(st); aerr != nil {
+			return nil, aerr
+		}
+	}
 	var items []T
 	if len(ids) > 0 {
 		seen := map[string]bool{}
 		for _, want := range ids {
-			if aerr := k.check(want, func(x string) bool { _, ok := lookup(st, x); return ok }); aerr != nil {
+			if aerr := d.kind.check(want, func(x string) bool { _, ok := d.lookup(st, x); return ok }); aerr != nil {
 				return nil, aerr
 			}
 			seen[want] = true
 		}
-		for _, v := range all(st) {
-			if seen[id(v)] {
+		for _, v := range d.all(st) {
+			if seen[d.id(v)] {
 				items = append(items, v)
 			}
 		}
 	} else {
-		items = all(st)
+		items = d.all(st)
 	}
 	if dry, _, _ := f.boolean("DryRun"); dry {
 		return nil, errf(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
 	}
+	items, next := cut(items, d.seq, p, d.action)
 	var out []T
 	for _, v := range items {
-		if fs.match(st, v, filters) {
+		if d.fields.match(st, v, filters) {
 			out = append(out, v)
 		}
 	}
-	return render(st, out), nil
+	parts := d.render(st, out)
+	if next != "" {
+		parts = append(parts, ec2NextToken(next))
+	}
+	return parts, nil
 }
 
 func (s *Sim) mutate(f form, fn func(*state) *apiError) *apiError {

@@ -40,18 +40,19 @@ var addressFields = fieldSet[*address]{
 
 func (s *Sim) describeAddresses(f form) ([]any, *apiError) {
 	pubs := f.list("PublicIp")
-	s.mu.Lock()
-	for _, p := range pubs {
-		if s.st.addrByPublic(p) == nil {
-			s.mu.Unlock()
-			return nil, errf(400, "InvalidAddress.NotFound", "Address '%s' not found.", p)
-		}
-	}
-	s.mu.Unlock()
-	return describe(s, f, "AllocationId", kindAlloc, addressFields,
-		func(st *state, id string) (*address, bool) { v, ok := st.addrs[id]; return v, ok },
-		func(st *state) []*address {
-			all := bySeq(st.addrs, func(v *address) int { return v.seq })
+	return describe(s, f, describeSpec[*address]{
+		action: "DescribeAddresses", idParam: "AllocationId", kind: kindAlloc, fields: addressFields,
+		check: func(st *state) *apiError {
+			for _, p := range pubs {
+				if st.addrByPublic(p) == nil {
+					return errf(400, "InvalidAddress.NotFound", "Address '%s' not found.", p)
+				}
+			}
+			return nil
+		},
+		lookup: func(st *state, id string) (*address, bool) { v, ok := st.addrs[id]; return v, ok },
+		all: func(st *state) []*address {
+			all := bySeq(st.addrs, addressSeq)
 			if len(pubs) == 0 {
 				return all
 			}
@@ -65,8 +66,9 @@ func (s *Sim) describeAddresses(f form) ([]any, *apiError) {
 			}
 			return out
 		},
-		func(v *address) string { return v.alloc },
-		func(st *state, as []*address) []any {
+		seq: addressSeq,
+		id:  func(v *address) string { return v.alloc },
+		render: func(st *state, as []*address) []any {
 			set := xAddressSet{Items: []xAddress{}}
 			for _, a := range as {
 				x := xAddress{PublicIP: a.public.String(), AllocationID: a.alloc, Domain: "vpc",
@@ -81,8 +83,11 @@ func (s *Sim) describeAddresses(f form) ([]any, *apiError) {
 				set.Items = append(set.Items, x)
 			}
 			return []any{set}
-		})
+		},
+	})
 }
+
+func addressSeq(v *address) int { return v.seq }
 
 func (st *state) addrByPublic(p string) *address {
 	for _, a := range st.addrs {

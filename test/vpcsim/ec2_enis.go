@@ -37,9 +37,11 @@ var eniFields = fieldSet[*eni]{
 	},
 }
 
+func eniSeq(v *eni) int { return v.seq }
+
 func liveENIs(st *state) []*eni {
 	var out []*eni
-	for _, n := range bySeq(st.enis, func(v *eni) int { return v.seq }) {
+	for _, n := range bySeq(st.enis, eniSeq) {
 		if !n.deleted {
 			out = append(out, n)
 		}
@@ -48,11 +50,14 @@ func liveENIs(st *state) []*eni {
 }
 
 func (s *Sim) describeNetworkInterfaces(f form) ([]any, *apiError) {
-	return describe(s, f, "NetworkInterfaceId", kindENI, eniFields,
-		func(st *state, id string) (*eni, bool) { v, ok := st.enis[id]; return v, ok && !v.deleted },
-		liveENIs,
-		func(v *eni) string { return v.id },
-		func(st *state, ns []*eni) []any {
+	return describe(s, f, describeSpec[*eni]{
+		action: "DescribeNetworkInterfaces", idParam: "NetworkInterfaceId", kind: kindENI, fields: eniFields,
+		paging: pageRule{min: 5, max: 1000, idsParam: "networkInterfaceIdSet"},
+		lookup: func(st *state, id string) (*eni, bool) { v, ok := st.enis[id]; return v, ok && !v.deleted },
+		all:    liveENIs,
+		seq:    eniSeq,
+		id:     func(v *eni) string { return v.id },
+		render: func(st *state, ns []*eni) []any {
 			set := xENISet{Items: []xENI{}}
 			for _, n := range ns {
 				x := xENI{
@@ -73,7 +78,8 @@ func (s *Sim) describeNetworkInterfaces(f form) ([]any, *apiError) {
 				set.Items = append(set.Items, x)
 			}
 			return []any{set}
-		})
+		},
+	})
 }
 
 func (s *Sim) modifyNetworkInterfaceAttribute(f form) ([]any, *apiError) {

@@ -36,11 +36,14 @@ func instLive(st *state, in *instance, v string) string {
 }
 
 func (s *Sim) describeInstances(f form) ([]any, *apiError) {
-	return describe(s, f, "InstanceId", kindInstance, instanceFields,
-		func(st *state, id string) (*instance, bool) { v, ok := st.instances[id]; return v, ok },
-		func(st *state) []*instance { return bySeq(st.instances, func(v *instance) int { return v.seq }) },
-		func(v *instance) string { return v.id },
-		func(st *state, ins []*instance) []any {
+	return describe(s, f, describeSpec[*instance]{
+		action: "DescribeInstances", idParam: "InstanceId", kind: kindInstance, fields: instanceFields,
+		paging: pageRule{min: 5, max: 1000, idsParam: "instancesSet"},
+		lookup: func(st *state, id string) (*instance, bool) { v, ok := st.instances[id]; return v, ok },
+		all:    func(st *state) []*instance { return bySeq(st.instances, instanceSeq) },
+		seq:    instanceSeq,
+		id:     func(v *instance) string { return v.id },
+		render: func(st *state, ins []*instance) []any {
 			set := xReservationSet{Items: []xReservation{}}
 			for _, in := range ins {
 				set.Items = append(set.Items, xReservation{
@@ -49,8 +52,11 @@ func (s *Sim) describeInstances(f form) ([]any, *apiError) {
 				})
 			}
 			return []any{set}
-		})
+		},
+	})
 }
+
+func instanceSeq(v *instance) int { return v.seq }
 
 func (s *Sim) xInstance(st *state, in *instance) xInstance {
 	x := xInstance{

@@ -63,11 +63,14 @@ func routeField(get func(RouteView) string) func(*state, *routeTable) []string {
 }
 
 func (s *Sim) describeRouteTables(f form) ([]any, *apiError) {
-	return describe(s, f, "RouteTableId", kindTable, tableFields,
-		func(st *state, id string) (*routeTable, bool) { v, ok := st.tables[id]; return v, ok },
-		func(st *state) []*routeTable { return bySeq(st.tables, func(v *routeTable) int { return v.seq }) },
-		func(v *routeTable) string { return v.id },
-		func(st *state, ts []*routeTable) []any {
+	return describe(s, f, describeSpec[*routeTable]{
+		action: "DescribeRouteTables", idParam: "RouteTableId", kind: kindTable, fields: tableFields,
+		paging: pageRule{min: 5, max: 100},
+		lookup: func(st *state, id string) (*routeTable, bool) { v, ok := st.tables[id]; return v, ok },
+		all:    func(st *state) []*routeTable { return bySeq(st.tables, tableSeq) },
+		seq:    tableSeq,
+		id:     func(v *routeTable) string { return v.id },
+		render: func(st *state, ts []*routeTable) []any {
 			set := xRouteTableSet{Items: []xRouteTable{}}
 			for _, t := range ts {
 				xt := xRouteTable{RouteTableID: t.id, VpcID: t.vpcID, OwnerID: s.opts.AccountID, Tags: xTags(t.tags)}
@@ -89,8 +92,11 @@ func (s *Sim) describeRouteTables(f form) ([]any, *apiError) {
 				set.Items = append(set.Items, xt)
 			}
 			return []any{set}
-		})
+		},
+	})
 }
+
+func tableSeq(v *routeTable) int { return v.seq }
 
 // ---- routes
 

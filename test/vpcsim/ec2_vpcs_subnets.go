@@ -17,11 +17,14 @@ var subnetFields = fieldSet[*subnet]{
 }
 
 func (s *Sim) describeSubnets(f form) ([]any, *apiError) {
-	return describe(s, f, "SubnetId", kindSubnet, subnetFields,
-		func(st *state, id string) (*subnet, bool) { v, ok := st.subnets[id]; return v, ok },
-		func(st *state) []*subnet { return bySeq(st.subnets, func(v *subnet) int { return v.seq }) },
-		func(v *subnet) string { return v.id },
-		func(st *state, vs []*subnet) []any {
+	return describe(s, f, describeSpec[*subnet]{
+		action: "DescribeSubnets", idParam: "SubnetId", kind: kindSubnet, fields: subnetFields,
+		paging: pageRule{min: 5, max: 1000},
+		lookup: func(st *state, id string) (*subnet, bool) { v, ok := st.subnets[id]; return v, ok },
+		all:    func(st *state) []*subnet { return bySeq(st.subnets, subnetSeq) },
+		seq:    subnetSeq,
+		id:     func(v *subnet) string { return v.id },
+		render: func(st *state, vs []*subnet) []any {
 			set := xSubnetSet{Items: []xSubnet{}}
 			for _, v := range vs {
 				free := 1<<(32-v.cidr.Bits()) - 5
@@ -37,7 +40,8 @@ func (s *Sim) describeSubnets(f form) ([]any, *apiError) {
 				})
 			}
 			return []any{set}
-		})
+		},
+	})
 }
 
 // ---- DescribeVpcs
@@ -54,16 +58,24 @@ var vpcFields = fieldSet[*vpc]{
 }
 
 func (s *Sim) describeVpcs(f form) ([]any, *apiError) {
-	return describe(s, f, "VpcId", kindVpc, vpcFields,
-		func(st *state, id string) (*vpc, bool) { v, ok := st.vpcs[id]; return v, ok },
-		func(st *state) []*vpc { return bySeq(st.vpcs, func(v *vpc) int { return v.seq }) },
-		func(v *vpc) string { return v.id },
-		func(_ *state, vs []*vpc) []any {
+	return describe(s, f, describeSpec[*vpc]{
+		action: "DescribeVpcs", idParam: "VpcId", kind: kindVpc, fields: vpcFields,
+		paging: pageRule{min: 5, max: 1000},
+		lookup: func(st *state, id string) (*vpc, bool) { v, ok := st.vpcs[id]; return v, ok },
+		all:    func(st *state) []*vpc { return bySeq(st.vpcs, vpcSeq) },
+		seq:    vpcSeq,
+		id:     func(v *vpc) string { return v.id },
+		render: func(_ *state, vs []*vpc) []any {
 			set := xVpcSet{Items: []xVpc{}}
 			for _, v := range vs {
 				set.Items = append(set.Items, xVpc{VpcID: v.id, OwnerID: s.opts.AccountID, State: "available",
 					CidrBlock: v.cidr.String(), InstanceTenancy: "default", Tags: xTags(v.tags)})
 			}
 			return []any{set}
-		})
+		},
+	})
 }
+
+func subnetSeq(v *subnet) int { return v.seq }
+
+func vpcSeq(v *vpc) int { return v.seq }

@@ -60,6 +60,10 @@ type Options struct {
 	Seed uint64
 	// Now is the clock for launch times, lifecycle deadlines and the call log; default time.Now.
 	Now func() time.Time
+	// PageSize is the page size of paginated Describe calls that give no MaxResults (no
+	// MaxRecords for AutoScaling, which pages by 50 on its own). 0 answers such EC2 calls in one
+	// page. A small size makes every client's NextToken loop run.
+	PageSize int
 	// OnCall, when set, is called after every mutating API call (success or failure), outside
 	// the Sim's lock, so the lab can react (e.g. stop an agent once it completes its lifecycle
 	// action). It must not block for long.
@@ -624,3 +628,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// readState is the state a Describe call sees. Callers hold s.mu.
+func (s *Sim) readState() *state { return s.st }
