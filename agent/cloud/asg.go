@@ -111,36 +111,42 @@ func (c *Client) DescribeGroup(ctx context.Context, name, reason string) (Group,
 	if name == "" {
 		return Group{}, errors.New("describe auto scaling group: empty name")
 	}
-	var resp *autoscaling.DescribeAutoScalingGroupsOutput
-	err := c.asgCall(ctx, call{op: "DescribeAutoScalingGroups", reason: reason, attrs: []any{"group", name}},
-		func(ctx context.Context) error {
-			var err error
-			resp, err = c.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{
-				AutoScalingGroupNames: []string{name},
-			}, c.asgOpt())
-			return err
-		})
-	if err != nil {
-		return Group{}, fmt.Errorf("describe auto scaling group %s: %w", name, err)
-	}
-	for _, g := range resp.AutoScalingGroups {
-		if aws.ToString(g.AutoScalingGroupName) != name {
-			continue
+	pages := autoscaling.NewDescribeAutoScalingGroupsPaginator(c.asg, &autoscaling.DescribeAutoScalingGroupsInput{
+		AutoScalingGroupNames: []string{name},
+	})
+	for page := 0; pages.HasMorePages(); page++ {
+		if page == maxPages {
+			return Group{}, bad("DescribeAutoScalingGroups", "more than %d pages", maxPages)
 		}
-		out := Group{Name: name, Min: aws.ToInt32(g.MinSize), Max: aws.ToInt32(g.MaxSize), Desired: aws.ToInt32(g.DesiredCapacity)}
-		for _, i := range g.Instances {
-			id := aws.ToString(i.InstanceId)
-			if id == "" {
-				return Group{}, fmt.Errorf("describe auto scaling group %s: %w", name,
-					bad("DescribeAutoScalingGroups", "instance without id"))
-			}
-			out.Instances = append(out.Instances, GroupInstance{
-				ID: id, AZ: aws.ToString(i.AvailabilityZone),
-				LifecycleState: string(i.LifecycleState), Health: aws.ToString(i.HealthStatus),
+		var resp *autoscaling.DescribeAutoScalingGroupsOutput
+		err := c.asgCall(ctx, call{op: "DescribeAutoScalingGroups", reason: reason, attrs: []any{"group", name, "page", page}},
+			func(ctx context.Context) error {
+				var err error
+				resp, err = pages.NextPage(ctx, c.asgOpt())
+				return err
 			})
+		if err != nil {
+			return Group{}, fmt.Errorf("describe auto scaling group %s: %w", name, err)
 		}
-		sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].ID < out.Instances[j].ID })
-		return out, nil
+		for _, g := range resp.AutoScalingGroups {
+			if aws.ToString(g.AutoScalingGroupName) != name {
+				continue
+			}
+			out := Group{Name: name, Min: aws.ToInt32(g.MinSize), Max: aws.ToInt32(g.MaxSize), Desired: aws.ToInt32(g.DesiredCapacity)}
+			for _, i := range g.Instances {
+				id := aws.ToString(i.InstanceId)
+				if id == "" {
+					return Group{}, fmt.Errorf("describe auto scaling group %s: %w", name,
+						bad("DescribeAutoScalingGroups", "instance without id"))
+				}
+				out.Instances = append(out.Instances, GroupInstance{
+					ID: id, AZ: aws.ToString(i.AvailabilityZone),
+					LifecycleState: string(i.LifecycleState), Health: aws.ToString(i.HealthStatus),
+				})
+			}
+			sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].ID < out.Instances[j].ID })
+			return out, nil
+		}
 	}
 	return Group{}, fmt.Errorf("auto scaling group %s not found", name)
 }

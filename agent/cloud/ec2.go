@@ -146,14 +146,15 @@ func (c *Client) Instances(ctx context.Context, cluster, reason string) ([]Insta
 
 func (c *Client) describeInstances(ctx context.Context, reason string, in *ec2.DescribeInstancesInput) ([]Instance, error) {
 	var out []Instance
-	for page := 0; ; page++ {
+	pages := ec2.NewDescribeInstancesPaginator(c.ec2, in)
+	for page := 0; pages.HasMorePages(); page++ {
 		if page == maxPages {
 			return nil, bad("DescribeInstances", "more than %d pages", maxPages)
 		}
 		var resp *ec2.DescribeInstancesOutput
-		err := c.ec2Call(ctx, call{op: "DescribeInstances", reason: reason}, func(ctx context.Context) error {
+		err := c.ec2Call(ctx, call{op: "DescribeInstances", reason: reason, attrs: []any{"page", page}}, func(ctx context.Context) error {
 			var err error
-			resp, err = c.ec2.DescribeInstances(ctx, in, c.ec2Opt())
+			resp, err = pages.NextPage(ctx, c.ec2Opt())
 			return err
 		})
 		if err != nil {
@@ -168,13 +169,8 @@ func (c *Client) describeInstances(ctx context.Context, reason string, in *ec2.D
 				out = append(out, inst)
 			}
 		}
-		if aws.ToString(resp.NextToken) == "" {
-			return out, nil
-		}
-		next := *in
-		next.NextToken = resp.NextToken
-		in = &next
 	}
+	return out, nil
 }
 
 func parseInstance(i types.Instance) (Instance, error) {
@@ -251,26 +247,21 @@ func (c *Client) RouteTables(ctx context.Context, cluster, reason string) ([]Rou
 		{Name: aws.String("tag:" + TagCluster), Values: []string{cluster}},
 	}}
 	var raw []types.RouteTable
-	for page := 0; ; page++ {
+	pages := ec2.NewDescribeRouteTablesPaginator(c.ec2, in)
+	for page := 0; pages.HasMorePages(); page++ {
 		if page == maxPages {
 			return nil, bad("DescribeRouteTables", "more than %d pages", maxPages)
 		}
 		var resp *ec2.DescribeRouteTablesOutput
-		err := c.ec2Call(ctx, call{op: "DescribeRouteTables", reason: reason}, func(ctx context.Context) error {
+		err := c.ec2Call(ctx, call{op: "DescribeRouteTables", reason: reason, attrs: []any{"page", page}}, func(ctx context.Context) error {
 			var err error
-			resp, err = c.ec2.DescribeRouteTables(ctx, in, c.ec2Opt())
+			resp, err = pages.NextPage(ctx, c.ec2Opt())
 			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list route tables of cluster %s: %w", cluster, err)
 		}
 		raw = append(raw, resp.RouteTables...)
-		if aws.ToString(resp.NextToken) == "" {
-			break
-		}
-		next := *in
-		next.NextToken = resp.NextToken
-		in = &next
 	}
 
 	tables := make([]RouteTable, 0, len(raw))
@@ -371,16 +362,16 @@ func (c *Client) subnetAZs(ctx context.Context, ids []string, reason string) (ma
 		}
 	}
 	sort.Strings(list)
-	in := &ec2.DescribeSubnetsInput{SubnetIds: list}
 	out := map[string]string{}
-	for page := 0; ; page++ {
+	pages := ec2.NewDescribeSubnetsPaginator(c.ec2, &ec2.DescribeSubnetsInput{SubnetIds: list})
+	for page := 0; pages.HasMorePages(); page++ {
 		if page == maxPages {
 			return nil, bad("DescribeSubnets", "more than %d pages", maxPages)
 		}
 		var resp *ec2.DescribeSubnetsOutput
-		err := c.ec2Call(ctx, call{op: "DescribeSubnets", reason: reason}, func(ctx context.Context) error {
+		err := c.ec2Call(ctx, call{op: "DescribeSubnets", reason: reason, attrs: []any{"page", page}}, func(ctx context.Context) error {
 			var err error
-			resp, err = c.ec2.DescribeSubnets(ctx, in, c.ec2Opt())
+			resp, err = pages.NextPage(ctx, c.ec2Opt())
 			return err
 		})
 		if err != nil {
@@ -393,13 +384,8 @@ func (c *Client) subnetAZs(ctx context.Context, ids []string, reason string) (ma
 			}
 			out[id] = az
 		}
-		if aws.ToString(resp.NextToken) == "" {
-			return out, nil
-		}
-		next := *in
-		next.NextToken = resp.NextToken
-		in = &next
 	}
+	return out, nil
 }
 
 // Discover lists the cluster: member instances and managed route tables.
@@ -417,26 +403,32 @@ func (c *Client) Discover(ctx context.Context, cluster, reason string) (Cluster,
 
 // SourceDestCheck reads the source/dest check attribute of an ENI.
 func (c *Client) SourceDestCheck(ctx context.Context, eni, reason string) (bool, error) {
-	var resp *ec2.DescribeNetworkInterfacesOutput
-	err := c.ec2Call(ctx, call{op: "DescribeNetworkInterfaces", reason: reason, attrs: []any{"eni", eni}},
-		func(ctx context.Context) error {
-			var err error
-			resp, err = c.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-				NetworkInterfaceIds: []string{eni},
-			}, c.ec2Opt())
-			return err
-		})
-	if err != nil {
-		return false, fmt.Errorf("describe network interface %s: %w", eni, err)
-	}
-	for _, n := range resp.NetworkInterfaces {
-		if aws.ToString(n.NetworkInterfaceId) != eni {
-			continue
+	pages := ec2.NewDescribeNetworkInterfacesPaginator(c.ec2, &ec2.DescribeNetworkInterfacesInput{
+		NetworkInterfaceIds: []string{eni},
+	})
+	for page := 0; pages.HasMorePages(); page++ {
+		if page == maxPages {
+			return false, bad("DescribeNetworkInterfaces", "more than %d pages", maxPages)
 		}
-		if n.SourceDestCheck == nil {
-			return false, bad("DescribeNetworkInterfaces", "%s without SourceDestCheck", eni)
+		var resp *ec2.DescribeNetworkInterfacesOutput
+		err := c.ec2Call(ctx, call{op: "DescribeNetworkInterfaces", reason: reason, attrs: []any{"eni", eni, "page", page}},
+			func(ctx context.Context) error {
+				var err error
+				resp, err = pages.NextPage(ctx, c.ec2Opt())
+				return err
+			})
+		if err != nil {
+			return false, fmt.Errorf("describe network interface %s: %w", eni, err)
 		}
-		return *n.SourceDestCheck, nil
+		for _, n := range resp.NetworkInterfaces {
+			if aws.ToString(n.NetworkInterfaceId) != eni {
+				continue
+			}
+			if n.SourceDestCheck == nil {
+				return false, bad("DescribeNetworkInterfaces", "%s without SourceDestCheck", eni)
+			}
+			return *n.SourceDestCheck, nil
+		}
 	}
 	return false, bad("DescribeNetworkInterfaces", "%s not in the answer", eni)
 }

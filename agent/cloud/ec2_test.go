@@ -14,14 +14,16 @@ import (
 )
 
 const (
-	testRegion  = "eu-west-1"
-	testCluster = "lab"
-	azA         = "eu-west-1a"
-	azB         = "eu-west-1b"
+	worldPageSize = 2
+	testRegion    = "eu-west-1"
+	testCluster   = "lab"
+	azA           = "eu-west-1a"
+	azB           = "eu-west-1b"
 )
 
 // world is a small VPC in vpcsim: two public subnets with a NAT instance each, two private
-// subnets with a managed route table each.
+// subnets with a managed route table each. Describe answers come in pages of two, so every
+// test runs the client's NextToken loops.
 type world struct {
 	sim              *vpcsim.Sim
 	url              string
@@ -37,7 +39,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{sim: vpcsim.New(vpcsim.Options{Region: testRegion, Seed: 42})}
+	w := &world{sim: vpcsim.New(vpcsim.Options{Region: testRegion, Seed: 42, PageSize: worldPageSize})}
 	s := w.sim
 	cluster := map[string]string{TagCluster: testCluster}
 	w.vpc = s.AddVPC("198.18.0.0/16", nil)

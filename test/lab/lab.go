@@ -42,6 +42,9 @@ type Options struct {
 	// AZ's NAT; default 90s.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
+	// APIStaleness makes the simulated API eventually consistent: each Describe call reads the
+	// VPC as it was up to this long ago (vpcsim.Options.Staleness). Default 0.
+	APIStaleness time.Duration
 }
 
 // Lab is a running lab.

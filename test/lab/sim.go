@@ -18,6 +18,10 @@ const ASGName = "headnat-lab"
 // DrainHook is the lab ASG's termination lifecycle hook.
 const DrainHook = "headnat-drain"
 
+// apiPageSize is the simulator's page size for Describe calls that give no MaxResults: small,
+// so that the agents' NextToken loops run in every lab.
+const apiPageSize = 2
+
 // startSim seeds the simulator with the lab's VPC, wires it to the router's kernel and serves
 // its API on APIAddr:APIPort inside the router namespace, like a VPC endpoint.
 func (l *Lab) startSim() error {
@@ -28,6 +32,8 @@ func (l *Lab) startSim() error {
 		Sink:      sink,
 		Logger:    l.log.With("component", "vpcsim"),
 		OnCall:    l.onCall,
+		PageSize:  apiPageSize,
+		Staleness: l.opts.APIStaleness,
 	})
 	vpc := sim.AddVPC(VPCCIDR, map[string]string{"Name": "headnat-lab"})
 	launch := time.Now().Add(-time.Duration(len(l.Sites)+1) * time.Minute).UTC().Truncate(time.Second)

@@ -7,14 +7,14 @@ import (
 	"github.com/headnat/headnat/test/vpcsim"
 )
 
-// lateSink forwards to vpcsim's KernelSink once the route table IDs it maps are known: the
+// lateSink forwards to KernelSink once the route table IDs it maps are known: the
 // simulator generates them while the lab seeds it, and seeding notifies nobody until Sync.
 type lateSink struct {
 	mu sync.Mutex
-	k  *vpcsim.KernelSink
+	k  *KernelSink
 }
 
-func (s *lateSink) get() *vpcsim.KernelSink {
+func (s *lateSink) get() *KernelSink {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.k
@@ -44,17 +44,17 @@ func (s *lateSink) ElasticIP(private, public netip.Addr, associated bool) error 
 // connectKernel points the sink at the router's kernel, one kernel table per private route
 // table, source/dest check modelled on the public legs.
 func (l *Lab) connectKernel(s *lateSink) error {
-	cfg := vpcsim.KernelConfig{
+	cfg := KernelConfig{
 		Namespace: l.Router.Name,
-		Tables:    map[string]vpcsim.KernelTable{},
+		Tables:    map[string]KernelTable{},
 		IGW:       "igw",
 		Logger:    l.log.With("component", "kernel-sink"),
 	}
 	for _, site := range l.Sites {
-		cfg.Tables[site.RouteTable] = vpcsim.KernelTable{Table: site.KernelTable, Iifs: []string{site.prvIf()}}
+		cfg.Tables[site.RouteTable] = KernelTable{Table: site.KernelTable, Iifs: []string{site.prvIf()}}
 		cfg.SDCLegs = append(cfg.SDCLegs, site.pubIf())
 	}
-	k, err := vpcsim.NewKernelSink(cfg)
+	k, err := NewKernelSink(cfg)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ const (
 
 var asgOps = map[string]op{
 	"DescribeAutoScalingGroups":      {false, (*Sim).describeAutoScalingGroups},
+	"DescribeAutoScalingInstances":   {false, (*Sim).describeAutoScalingInstances},
 	"CompleteLifecycleAction":        {true, (*Sim).completeLifecycleAction},
 	"RecordLifecycleActionHeartbeat": {true, (*Sim).recordLifecycleActionHeartbeat},
 }
@@ -361,7 +362,7 @@ func asgFilters(f form) ([]filter, *apiError) {
 	return out, nil
 }
 
-var groupFields = fieldSet[*group]{tags: func(g *group) tags { return g.tags }}
+var groupFields = fieldSet[*group]{tags: func(g *group) tags { return g.tags }, literal: true}
 
 func (s *Sim) describeAutoScalingGroups(f form) ([]any, *apiError) {
 	filters, aerr := asgFilters(f)
@@ -369,17 +370,22 @@ func (s *Sim) describeAutoScalingGroups(f form) ([]any, *apiError) {
 		return nil, aerr
 	}
 	names := f.list("AutoScalingGroupNames.member")
+	p, aerr := s.asgPage(f, "DescribeAutoScalingGroups", 100)
+	if aerr != nil {
+		return nil, aerr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.st
+	st := s.readState()
+	var groups []*group
+	for _, g := range bySeq(st.groups, groupSeq) {
+		if (len(names) == 0 || slices.Contains(names, g.name)) && groupFields.match(st, g, filters) {
+			groups = append(groups, g)
+		}
+	}
+	groups, next := cut(groups, groupSeq, p, "DescribeAutoScalingGroups")
 	out := aGroups{Items: []aGroup{}}
-	for _, g := range bySeq(st.groups, func(g *group) int { return g.seq }) {
-		if len(names) > 0 && !slices.Contains(names, g.name) {
-			continue
-		}
-		if !groupFields.match(st, g, filters) {
-			continue
-		}
+	for _, g := range groups {
 		x := aGroup{
 			AutoScalingGroupName: g.name,
 			AutoScalingGroupARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s",
@@ -412,6 +418,62 @@ func (s *Sim) describeAutoScalingGroups(f form) ([]any, *apiError) {
 				ResourceType: "auto-scaling-group", PropagateAtLaunch: true})
 		}
 		out.Items = append(out.Items, x)
+	}
+	if next != "" {
+		return []any{out, asgNextToken(next)}, nil
+	}
+	return []any{out}, nil
+}
+
+func groupSeq(g *group) int { return g.seq }
+
+// ---- DescribeAutoScalingInstances
+
+type aInstanceDetails struct {
+	InstanceID           string `xml:"InstanceId"`
+	InstanceType         string
+	AutoScalingGroupName string
+	AvailabilityZone     string
+	LifecycleState       string
+	HealthStatus         string
+	ProtectedFromScaleIn bool
+}
+
+type aInstances struct {
+	XMLName xml.Name           `xml:"AutoScalingInstances"`
+	Items   []aInstanceDetails `xml:"member"`
+}
+
+// describeAutoScalingInstances lists group members in launch order; unknown instance IDs are
+// ignored, as AutoScaling does.
+func (s *Sim) describeAutoScalingInstances(f form) ([]any, *apiError) {
+	ids := f.list("InstanceIds.member")
+	if len(ids) > 50 {
+		return nil, validationError("1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50")
+	}
+	p, aerr := s.asgPage(f, "DescribeAutoScalingInstances", 50)
+	if aerr != nil {
+		return nil, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.readState()
+	var members []*instance
+	for _, in := range bySeq(st.instances, instanceSeq) {
+		if (len(ids) == 0 || slices.Contains(ids, in.id)) && st.groupOf(in.id) != nil {
+			members = append(members, in)
+		}
+	}
+	members, next := cut(members, instanceSeq, p, "DescribeAutoScalingInstances")
+	out := aInstances{Items: []aInstanceDetails{}}
+	for _, in := range members {
+		g := st.groupOf(in.id)
+		out.Items = append(out.Items, aInstanceDetails{InstanceID: in.id, InstanceType: in.itype,
+			AutoScalingGroupName: g.name, AvailabilityZone: in.az, LifecycleState: g.member(in.id).lifecycle,
+			HealthStatus: strings.ToUpper(health(in.state))})
+	}
+	if next != "" {
+		return []any{out, asgNextToken(next)}, nil
 	}
 	return []any{out}, nil
 }

@@ -58,6 +58,16 @@ func TestDescribeAutoScalingGroups(t *testing.T) {
 	if len(out.AutoScalingGroups) != 1 {
 		t.Fatalf("tag filter: %+v", out.AutoScalingGroups)
 	}
+	// AutoScaling filter values are literal: no wildcards, unlike EC2's.
+	for _, v := range []string{"la*", "l?b", "*"} {
+		out, err = f.asg.DescribeAutoScalingGroups(c, &autoscaling.DescribeAutoScalingGroupsInput{
+			Filters: []astypes.Filter{{Name: aws.String("tag:headnat:cluster"), Values: []string{v}}},
+		})
+		mustOK(t, err)
+		if len(out.AutoScalingGroups) != 0 {
+			t.Fatalf("tag filter %q matched as a wildcard: %+v", v, out.AutoScalingGroups)
+		}
+	}
 	out, err = f.asg.DescribeAutoScalingGroups(c, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"other"}})
 	mustOK(t, err)
 	if len(out.AutoScalingGroups) != 0 {

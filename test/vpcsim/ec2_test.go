@@ -270,6 +270,10 @@ func TestRouteFilters(t *testing.T) {
 	c := ctx(t)
 	mustOK(t, f.sim.SetRoute(f.rtbA, "0.0.0.0/0", f.eniA))
 	mustOK(t, f.sim.SetRoute(f.rtbB, "0.0.0.0/0", f.natA))
+	// The main table also gets an explicit association; a new table has none at all.
+	main := f.sim.MainRouteTable(f.vpc)
+	f.sim.Associate(main, f.pubA)
+	lone := f.sim.AddRouteTable(f.vpc, nil)
 
 	for _, tc := range []struct {
 		name    string
@@ -277,9 +281,11 @@ func TestRouteFilters(t *testing.T) {
 		want    []string
 	}{
 		{"cluster tag", []types.Filter{filt("tag:headnat:cluster", cluster)}, []string{f.rtbA, f.rtbB}},
-		{"vpc", []types.Filter{filt("vpc-id", f.vpc)}, []string{f.sim.MainRouteTable(f.vpc), f.rtbA, f.rtbB}},
+		{"vpc", []types.Filter{filt("vpc-id", f.vpc)}, []string{main, f.rtbA, f.rtbB, lone}},
 		{"subnet", []types.Filter{filt("association.subnet-id", f.prvB)}, []string{f.rtbB}},
-		{"main", []types.Filter{filt("association.main", "true")}, []string{f.sim.MainRouteTable(f.vpc)}},
+		{"main", []types.Filter{filt("association.main", "true")}, []string{main}},
+		// Tables with an explicit association, the main one included; never a table with none.
+		{"not main", []types.Filter{filt("association.main", "false")}, []string{main, f.rtbA, f.rtbB}},
 		{"id", []types.Filter{filt("route-table-id", f.rtbB)}, []string{f.rtbB}},
 		{"target", []types.Filter{filt("route.network-interface-id", f.eniA), filt("route.instance-id", f.natA)}, []string{f.rtbA, f.rtbB}},
 		{"and", []types.Filter{filt("tag:headnat:cluster", cluster), filt("association.subnet-id", f.prvA, f.pubA)}, []string{f.rtbA}},
@@ -506,8 +512,12 @@ func TestBadInputErrors(t *testing.T) {
 			_, err := f.ec2.ReplaceRoute(c, &ec2.ReplaceRouteInput{RouteTableId: &f.rtbA, DestinationCidrBlock: dflt, InstanceId: aws.String("i-0123456789abcdef0")})
 			return err
 		}},
-		{"malformed ENI target", "InvalidNetworkInterfaceID.Malformed", func() error {
+		{"malformed ENI target", "InvalidNetworkInterfaceId.Malformed", func() error {
 			_, err := f.ec2.ReplaceRoute(c, &ec2.ReplaceRouteInput{RouteTableId: &f.rtbA, DestinationCidrBlock: dflt, NetworkInterfaceId: aws.String("eni-1")})
+			return err
+		}},
+		{"malformed ENI described", "InvalidNetworkInterfaceId.Malformed", func() error {
+			_, err := f.ec2.DescribeNetworkInterfaces(c, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-xyz"}})
 			return err
 		}},
 		{"gateway target", "InvalidGatewayID.NotFound", func() error {

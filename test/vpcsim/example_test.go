@@ -27,11 +27,12 @@ func Example() {
 		panic(err)
 	}
 
-	// In the lab (as root, with the router namespace built), before serving:
+	// In the lab (as root, with the router namespace built), before serving, a Sink mirrors
+	// the Sim into the kernel (package test/lab):
 	//
-	//	sink, err := vpcsim.NewKernelSink(vpcsim.KernelConfig{
+	//	sink, err := lab.NewKernelSink(lab.KernelConfig{
 	//		Namespace: routerNS,
-	//		Tables:    map[string]vpcsim.KernelTable{rtbA: {Table: 110, Iifs: []string{"prv-a"}}},
+	//		Tables:    map[string]lab.KernelTable{rtbA: {Table: 110, Iifs: []string{"prv-a"}}},
 	//		SDCLegs:   []string{"pub-a", "pub-b"},
 	//	})
 	//	sim := vpcsim.New(vpcsim.Options{Sink: sink}) // ... seed ..., then sim.Sync()

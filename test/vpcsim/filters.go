@@ -27,6 +27,8 @@ func ec2Filters(f form) ([]filter, *apiError) {
 type fieldSet[T any] struct {
 	fields map[string]func(*state, T) []string
 	tags   func(T) tags
+	// literal compares values exactly: AutoScaling filters take no wildcards, EC2's do.
+	literal bool
 }
 
 func (fs fieldSet[T]) validate(filters []filter) *apiError {
@@ -42,7 +44,8 @@ func (fs fieldSet[T]) validate(filters []filter) *apiError {
 	return nil
 }
 
-// match is true when every filter matches (filters AND, values OR, * and ? wildcards).
+// match is true when every filter matches (filters AND, values OR, * and ? wildcards unless
+// literal).
 func (fs fieldSet[T]) match(st *state, v T, filters []filter) bool {
 	for _, fl := range filters {
 		var have []string
@@ -65,17 +68,17 @@ func (fs fieldSet[T]) match(st *state, v T, filters []filter) bool {
 				}
 			}
 		}
-		if !anyMatch(fl.values, have) {
+		if !anyMatch(fl.values, have, fs.literal) {
 			return false
 		}
 	}
 	return true
 }
 
-func anyMatch(patterns, have []string) bool {
+func anyMatch(patterns, have []string, literal bool) bool {
 	for _, p := range patterns {
 		for _, h := range have {
-			if glob(p, h) {
+			if p == h || !literal && glob(p, h) {
 				return true
 			}
 		}

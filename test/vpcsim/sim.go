@@ -5,7 +5,8 @@
 // and serves the Query APIs through Handler, so aws-sdk-go-v2 clients with BaseEndpoint set to
 // the server work unchanged. Every accepted change that matters to the data path (a private
 // table's default route, an ENI's source/dest check, an EIP association) is pushed to a Sink,
-// which in the lab is KernelSink: then a ReplaceRoute really moves the traffic.
+// which in the lab is test/lab's KernelSink: then a ReplaceRoute really moves the traffic.
+// The package itself is pure Go and runs no commands.
 //
 // Seeding methods (AddVPC, AddSubnet, ...) are setup code: like regexp.MustCompile they panic on
 // invalid input. They do not notify the Sink: call Sync (or SetSink) once seeding is done.
@@ -59,6 +60,15 @@ type Options struct {
 	Seed uint64
 	// Now is the clock for launch times, lifecycle deadlines and the call log; default time.Now.
 	Now func() time.Time
+	// PageSize is the page size of paginated Describe calls that give no MaxResults (no
+	// MaxRecords for AutoScaling, which pages by 50 on its own). 0 answers such EC2 calls in one
+	// page. A small size makes every client's NextToken loop run.
+	PageSize int
+	// Staleness makes Describe calls eventually consistent, as EC2's and AutoScaling's are:
+	// each one reads the state as it was a random age ago, from 0 up to Staleness (by Now), so
+	// two reads in a row may even go back in time. Writes always see the current state, and so
+	// do the Sim's own accessors (Route, Instance, ...). 0 reads the current state.
+	Staleness time.Duration
 	// OnCall, when set, is called after every mutating API call (success or failure), outside
 	// the Sim's lock, so the lab can react (e.g. stop an agent once it completes its lifecycle
 	// action). It must not block for long.
@@ -72,6 +82,8 @@ type Sim struct {
 
 	mu       sync.Mutex
 	st       *state
+	past     []snapshot // states replaced within the last Staleness, oldest first
+	srng     *rand.Rand // picks the age of each read
 	rng      *rand.Rand
 	seq      int
 	ids      map[string]struct{}
@@ -189,6 +201,7 @@ func New(opts Options) *Sim {
 		log:      log,
 		st:       newState(),
 		rng:      rand.New(rand.NewPCG(seed, 0x7670637369)),
+		srng:     rand.New(rand.NewPCG(seed, 0x7374616c65)),
 		requests: map[string]int{},
 		ids:      map[string]struct{}{},
 		frng:     rand.New(rand.NewPCG(1, 1)),
@@ -622,4 +635,41 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// snapshot is a state as it was until a commit replaced it.
+type snapshot struct {
+	until time.Time
+	st    *state
+}
+
+// replaceState makes next the current state, keeping the one it replaces for stale reads as
+// long as one may still see it. Callers hold s.mu.
+func (s *Sim) replaceState(next *state) {
+	if s.opts.Staleness > 0 {
+		now := s.opts.Now()
+		s.past = append(s.past, snapshot{until: now, st: s.st})
+		horizon := now.Add(-s.opts.Staleness)
+		i := 0
+		for i < len(s.past) && !s.past[i].until.After(horizon) {
+			i++
+		}
+		s.past = s.past[i:]
+	}
+	s.st = next
+}
+
+// readState is the state a Describe call sees: with Staleness, the state as it was a random
+// age ago. Callers hold s.mu.
+func (s *Sim) readState() *state {
+	if s.opts.Staleness <= 0 || len(s.past) == 0 {
+		return s.st
+	}
+	at := s.opts.Now().Add(-time.Duration(s.srng.Int64N(int64(s.opts.Staleness) + 1)))
+	for _, p := range s.past {
+		if p.until.After(at) {
+			return p.st
+		}
+	}
+	return s.st
 }

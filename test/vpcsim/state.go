@@ -446,6 +446,6 @@ func (s *Sim) commit(fn func(*state) *apiError, dryRun bool) *apiError {
 			}
 		}
 	}
-	s.st = next
+	s.replaceState(next)
 	return nil
 }

@@ -1,15 +1,17 @@
 //go:build !linux
 
-package vpcsim
+package lab
 
 import (
 	"errors"
 	"net/netip"
+
+	"github.com/headnat/headnat/test/vpcsim"
 )
 
 var errNotLinux = errors.New("kernel sink: needs Linux network namespaces")
 
-// KernelSink mirrors the Sim into a Linux router namespace; elsewhere it only fails.
+// KernelSink mirrors a vpcsim.Sim into a Linux router namespace; elsewhere it only fails.
 type KernelSink struct{}
 
 // NewKernelSink fails on this system.
@@ -22,7 +24,7 @@ func (k *KernelSink) Setup() error { return errNotLinux }
 func (k *KernelSink) Close() error { return nil }
 
 // DefaultRoute fails on this system.
-func (k *KernelSink) DefaultRoute(string, KernelRoute) error { return errNotLinux }
+func (k *KernelSink) DefaultRoute(string, vpcsim.KernelRoute) error { return errNotLinux }
 
 // SourceDestCheck fails on this system.
 func (k *KernelSink) SourceDestCheck(string, netip.Addr, bool) error { return errNotLinux }

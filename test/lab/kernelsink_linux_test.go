@@ -1,18 +1,26 @@
 //go:build linux
 
-package vpcsim
+package lab
 
 import (
+	"context"
+	"errors"
+	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/test/vpcsim"
 )
 
 // kernelLab is the lab of docs/ARCHITECTURE.md in small: a vpc-router namespace with legs pub-a, pub-b, prv-a
@@ -68,24 +76,77 @@ func (l *kernelLab) reaches(t *testing.T) bool {
 	return err == nil
 }
 
+// ksFixture is the simulated VPC behind kernelLab: public subnets with nat-a and nat-b, private
+// subnets a and b, a managed route table for private-a, an EIP; served to a real EC2 client
+// that makes one attempt per call.
+type ksFixture struct {
+	sim                    *vpcsim.Sim
+	ec2                    *ec2.Client
+	pubA, pubB, prvA, prvB string
+	rtbA                   string
+	natA, natB, eniA, eniB string
+	eipA                   string
+}
+
+func newKSFixture(t *testing.T) *ksFixture {
+	t.Helper()
+	s := vpcsim.New(vpcsim.Options{Seed: 42})
+	f := &ksFixture{sim: s}
+	vpc := s.AddVPC("198.18.0.0/16", nil)
+	f.pubA = s.AddSubnet(vpc, "us-east-1a", "198.18.0.0/24", nil)
+	f.pubB = s.AddSubnet(vpc, "us-east-1b", "198.18.1.0/24", nil)
+	f.prvA = s.AddSubnet(vpc, "us-east-1a", "198.18.10.0/24", nil)
+	f.prvB = s.AddSubnet(vpc, "us-east-1b", "198.18.11.0/24", nil)
+	f.rtbA = s.AddRouteTable(vpc, nil)
+	s.Associate(f.rtbA, f.prvA)
+	f.natA, f.eniA = s.AddInstance(vpcsim.InstanceSpec{SubnetID: f.pubA, PrivateIP: "198.18.0.10"})
+	f.natB, f.eniB = s.AddInstance(vpcsim.InstanceSpec{SubnetID: f.pubB, PrivateIP: "198.18.1.10"})
+	f.eipA = s.AddAddress("203.0.113.10")
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	f.ec2 = ec2.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDKERNELSINK", "not-a-secret", ""),
+		BaseEndpoint: aws.String(srv.URL),
+		Retryer:      func() aws.Retryer { return retry.AddWithMaxAttempts(retry.NewStandard(), 1) },
+	})
+	return f
+}
+
+func ksOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCode asserts err is an API error with the code.
+func ksWantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != code {
+		t.Fatalf("want API error %s, got %v", code, err)
+	}
+}
+
 func TestKernelSinkInNamespaces(t *testing.T) {
 	l := newKernelLab(t)
-	f := newFixture(t, Options{})
+	f := newKSFixture(t)
 	// An instance in a subnet with no router leg: its address cannot be a kernel next hop.
-	_, strayENI := f.sim.AddInstance(InstanceSpec{SubnetID: f.prvB, PrivateIP: "198.18.11.10"})
+	_, strayENI := f.sim.AddInstance(vpcsim.InstanceSpec{SubnetID: f.prvB, PrivateIP: "198.18.11.10"})
 	sink, err := NewKernelSink(KernelConfig{Namespace: l.router.Name, SDCLegs: []string{"pub-a", "pub-b"},
 		Tables: map[string]KernelTable{f.rtbA: {Table: 110, Iifs: []string{"prv-a"}}}})
-	mustOK(t, err)
+	ksOK(t, err)
 	t.Cleanup(func() {
 		if err := sink.Close(); err != nil {
 			t.Errorf("close kernel sink: %v", err)
 		}
 	})
-	f.ec2, _ = clients(f.url, oneAttempt)
-	c := ctx(t)
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	table := func() string { return l.router.MustRun(t, "ip", "route", "show", "table", "110") }
 
-	mustOK(t, f.sim.SetSink(sink))
+	ksOK(t, f.sim.SetSink(sink))
 	if out := l.router.MustRun(t, "ip", "rule", "list"); !strings.Contains(out, "iif prv-a lookup 110") {
 		t.Fatalf("ip rule missing:\n%s", out)
 	}
@@ -103,9 +164,9 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 	// nat-a disables its check and takes the table.
 	_, err = f.ec2.ModifyInstanceAttribute(c, &ec2.ModifyInstanceAttributeInput{InstanceId: &f.natA,
 		SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}})
-	mustOK(t, err)
+	ksOK(t, err)
 	_, err = f.ec2.CreateRoute(c, &ec2.CreateRouteInput{RouteTableId: &f.rtbA, DestinationCidrBlock: aws.String("0.0.0.0/0"), NetworkInterfaceId: &f.eniA})
-	mustOK(t, err)
+	ksOK(t, err)
 	if out := table(); !strings.Contains(out, "default via 198.18.0.10 dev pub-a") {
 		t.Fatalf("table 110 after CreateRoute:\n%s", out)
 	}
@@ -115,7 +176,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 
 	// The route moves to nat-b, whose check is still on: AWS drops, so does the lab.
 	_, err = f.ec2.ReplaceRoute(c, &ec2.ReplaceRouteInput{RouteTableId: &f.rtbA, DestinationCidrBlock: aws.String("0.0.0.0/0"), InstanceId: &f.natB})
-	mustOK(t, err)
+	ksOK(t, err)
 	if out := table(); !strings.Contains(out, "default via 198.18.1.10 dev pub-b") {
 		t.Fatalf("table 110 after ReplaceRoute:\n%s", out)
 	}
@@ -124,7 +185,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 	}
 	_, err = f.ec2.ModifyNetworkInterfaceAttribute(c, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: &f.eniB,
 		SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}})
-	mustOK(t, err)
+	ksOK(t, err)
 	if out := l.router.MustRun(t, "iptables", "-S", ChainSDC); strings.Contains(out, "-j DROP") {
 		t.Fatalf("rules left with both checks off:\n%s", out)
 	}
@@ -134,7 +195,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 
 	// A next hop the kernel refuses: the call fails and the table keeps nat-b.
 	_, err = f.ec2.ReplaceRoute(c, &ec2.ReplaceRouteInput{RouteTableId: &f.rtbA, DestinationCidrBlock: aws.String("0.0.0.0/0"), NetworkInterfaceId: &strayENI})
-	wantCode(t, err, "InternalError")
+	ksWantCode(t, err, "InternalError")
 	if v, _ := f.sim.Route(f.rtbA); v.NetworkInterfaceID != f.eniB {
 		t.Fatalf("refused route kept in the sim: %+v", v)
 	}
@@ -143,7 +204,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 	}
 
 	// nat-b dies: blackhole, as in AWS.
-	mustOK(t, f.sim.SetInstanceState(f.natB, StateTerminated))
+	ksOK(t, f.sim.SetInstanceState(f.natB, vpcsim.StateTerminated))
 	if out := table(); !strings.Contains(out, "blackhole default") {
 		t.Fatalf("table 110 after termination:\n%s", out)
 	}
@@ -153,7 +214,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 
 	// EIP: the public address on igw, 1:1 NAT, really used by nat-a's own traffic.
 	_, err = f.ec2.AssociateAddress(c, &ec2.AssociateAddressInput{AllocationId: &f.eipA, InstanceId: &f.natA})
-	mustOK(t, err)
+	ksOK(t, err)
 	if out := l.router.MustRun(t, "ip", "-o", "addr", "show", "dev", "igw"); !strings.Contains(out, "203.0.113.10/32") {
 		t.Fatalf("EIP not on igw:\n%s", out)
 	}
@@ -162,7 +223,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 		t.Fatalf("SNAT rule matched %d packets", n)
 	}
 	_, err = f.ec2.DisassociateAddress(c, &ec2.DisassociateAddressInput{PublicIp: aws.String("203.0.113.10")})
-	mustOK(t, err)
+	ksOK(t, err)
 	if out := l.router.MustRun(t, "ip", "-o", "addr", "show", "dev", "igw"); strings.Contains(out, "203.0.113.10") {
 		t.Fatalf("EIP left on igw:\n%s", out)
 	}
@@ -171,7 +232,7 @@ func TestKernelSinkInNamespaces(t *testing.T) {
 	}
 
 	// Close leaves the namespace as it found it.
-	mustOK(t, sink.Close())
+	ksOK(t, sink.Close())
 	if out := l.router.MustRun(t, "ip", "rule", "list"); strings.Contains(out, "lookup 110") {
 		t.Fatalf("ip rule left:\n%s", out)
 	}

@@ -1,21 +1,24 @@
 //go:build linux
 
-package vpcsim
+package lab
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/headnat/headnat/test/vpcsim"
 )
 
-// KernelSink applies the Sim's data path to the vpc-router namespace with ip and iptables, run
+// KernelSink applies vpcsim's data path to the vpc-router namespace with ip and iptables, run
 // through `ip netns exec`:
 //
 //   - each configured route table is a kernel table N with `ip rule add iif <leg> lookup N`,
@@ -36,8 +39,8 @@ type KernelSink struct {
 }
 
 var (
-	_              Sink = (*KernelSink)(nil)
-	errUnreachable      = errors.New("no route from the router")
+	_              vpcsim.Sink = (*KernelSink)(nil)
+	errUnreachable             = errors.New("no route from the router")
 )
 
 // NewKernelSink validates cfg; the kernel is touched on Setup or on the first change.
@@ -107,7 +110,7 @@ func (k *KernelSink) setup() error {
 			}
 		}
 	}
-	for _, id := range sortedKeys(k.cfg.Tables) {
+	for _, id := range slices.Sorted(maps.Keys(k.cfg.Tables)) {
 		t := k.cfg.Tables[id]
 		n := strconv.Itoa(t.Table)
 		for _, iif := range t.Iifs {
@@ -129,8 +132,8 @@ func (k *KernelSink) setup() error {
 	return nil
 }
 
-// DefaultRoute implements Sink.
-func (k *KernelSink) DefaultRoute(tableID string, r KernelRoute) error {
+// DefaultRoute implements vpcsim.Sink.
+func (k *KernelSink) DefaultRoute(tableID string, r vpcsim.KernelRoute) error {
 	t, ok := k.cfg.Tables[tableID]
 	if !ok {
 		k.cfg.Logger.Debug("route table not mirrored", "table", tableID)
@@ -204,7 +207,7 @@ func (k *KernelSink) deleteTagged(table, chain, tag string) error {
 	return nil
 }
 
-// SourceDestCheck implements Sink.
+// SourceDestCheck implements vpcsim.Sink.
 func (k *KernelSink) SourceDestCheck(eniID string, ip netip.Addr, on bool) error {
 	if !ip.Is4() {
 		return fmt.Errorf("source/dest check of %s: invalid address %v", eniID, ip)
@@ -244,7 +247,7 @@ func (k *KernelSink) SourceDestCheck(eniID string, ip netip.Addr, on bool) error
 	return nil
 }
 
-// ElasticIP implements Sink.
+// ElasticIP implements vpcsim.Sink.
 func (k *KernelSink) ElasticIP(private, public netip.Addr, associated bool) error {
 	if !private.Is4() || !public.Is4() {
 		return fmt.Errorf("elastic IP %v -> %v: invalid address", public, private)
@@ -318,7 +321,7 @@ func (k *KernelSink) Close() error {
 			}
 		}
 	}
-	for _, id := range sortedKeys(k.cfg.Tables) {
+	for _, id := range slices.Sorted(maps.Keys(k.cfg.Tables)) {
 		t := k.cfg.Tables[id]
 		n := strconv.Itoa(t.Table)
 		for _, iif := range t.Iifs {

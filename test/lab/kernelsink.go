@@ -1,4 +1,4 @@
-package vpcsim
+package lab
 
 import (
 	"errors"
