@@ -1,5 +1,5 @@
 # headnat: two commands on a new machine, both as root:
-#   make lab    the local two-AZ lab: NAT, failover and tailnet access, live
+#   make lab    the local two-AZ lab: NAT, failover and fail-back, live
 #   make test   everything, real-kernel tests included
 SHELL := /bin/bash
 GO ?= go
