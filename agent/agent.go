@@ -131,32 +131,3 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 	a.writer = newWriter(a.doWrite)
 	return a, nil
 }
-
-// Run builds the real dependencies (AWS clients, the host's data plane) and runs the agent
-// until ctx ends (or after one tick with Once).
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	metrics := server.NewMetrics(server.MetricsOptions{Build: server.BuildInfo{Version: o.Version}})
-	cl, err := cloud.New(ctx, cloud.Options{
-		Region:       cfg.AWS.Region,
-		EC2Endpoint:  cfg.AWS.EC2Endpoint,
-		ASGEndpoint:  cfg.AWS.AutoScalingEndpoint,
-		IMDSEndpoint: cfg.AWS.IMDSEndpoint,
-		Logger:       log,
-		Observer:     cloud.ObserverFunc(metrics.APIError),
-	})
-	if err != nil {
-		return fmt.Errorf("aws client: %w", err)
-	}
-	dp, err := dataplane.New(log)
-	if err != nil {
-		return err
-	}
-	a, err := New(ctx, cfg, Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log}, o)
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx)
-}

@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/headnat/headnat/agent"
+	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
+	"github.com/headnat/headnat/agent/server"
 )
 
 func init() {
@@ -51,7 +54,36 @@ func agentMain(ctx context.Context, e *env, args []string) error {
 	if err := applyFlags(&cfg); err != nil {
 		return usagef("%v", err)
 	}
-	return agent.Run(ctx, cfg, e.log, agent.Options{Version: version, Once: f.once})
+	return runAgent(ctx, cfg, e.log, agent.Options{Version: version, Once: f.once})
+}
+
+// runAgent builds the agent's real dependencies (the AWS clients, this host's data plane) and
+// runs it until ctx ends.
+func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.Options) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	metrics := server.NewMetrics(server.MetricsOptions{Build: server.BuildInfo{Version: o.Version}})
+	cl, err := cloud.New(ctx, cloud.Options{
+		Region:       cfg.AWS.Region,
+		EC2Endpoint:  cfg.AWS.EC2Endpoint,
+		ASGEndpoint:  cfg.AWS.AutoScalingEndpoint,
+		IMDSEndpoint: cfg.AWS.IMDSEndpoint,
+		Logger:       log,
+		Observer:     cloud.ObserverFunc(metrics.APIError),
+	})
+	if err != nil {
+		return fmt.Errorf("aws client: %w", err)
+	}
+	dp, err := newHostDataplane(log)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(ctx, cfg, agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log}, o)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }
 
 // agentUsage lists every flag as --name TYPE with its default; each setting is also a YAML
