@@ -34,15 +34,20 @@ func NewWith(deps Deps) *Dataplane {
 	return &Dataplane{deps: deps, log: log}
 }
 
-func (d *Dataplane) lock(statePath string) (func(), error) {
+// lock takes the host-wide lock: one Apply or Remove at a time, whatever the state path.
+func (d *Dataplane) lock() (release func(deleteFile bool), _ error) {
 	if d.deps.Lock == nil {
-		return func() {}, nil
+		return func(bool) {}, nil
 	}
-	unlock, err := d.deps.Lock(statePath + ".lock")
+	path := d.deps.LockPath
+	if path == "" {
+		path = DefaultLockPath
+	}
+	release, err := d.deps.Lock(path)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", statePath+".lock", err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return unlock, nil
+	return release, nil
 }
 
 // resolveInterface finds the egress interface and refuses one that is missing or down: no
@@ -93,11 +98,11 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	unlock, err := d.lock(spec.StatePath)
+	release, err := d.lock()
 	if err != nil {
 		return res, err
 	}
-	defer unlock()
+	defer release(false)
 	st, err := loadState(spec.StatePath)
 	if err != nil {
 		return res, err
@@ -516,7 +521,8 @@ type RemoveOptions struct {
 // Remove undoes Apply: the jumps and the owned chains (nat first, so NAT stops before the
 // filter chain goes), then the sysctls recorded in the state file, each restored only if it
 // still holds the value Apply wrote. The state file is deleted once everything recorded is
-// settled. Removing twice is harmless; rules of other owners are untouched.
+// settled, and the lock file in any case. Removing twice is harmless; rules of other owners
+// are untouched.
 func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, error) {
 	path := opts.StatePath
 	if path == "" {
@@ -526,13 +532,11 @@ func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, err
 		return Result{}, fmt.Errorf("state path %q is not absolute", path)
 	}
 	var res Result
-	if _, err := os.Stat(filepath.Dir(path)); err == nil {
-		unlock, err := d.lock(path)
-		if err != nil {
-			return res, err
-		}
-		defer unlock()
+	release, err := d.lock()
+	if err != nil {
+		return res, err
 	}
+	defer release(true)
 	st, err := loadState(path)
 	if err != nil {
 		return res, err

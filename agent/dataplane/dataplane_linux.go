@@ -161,32 +161,63 @@ func memTotal() (uint64, error) {
 }
 
 // flock takes an exclusive advisory lock on path, creating it and its directory, waiting at
-// most lockWait for another holder.
-func flock(path string) (func(), error) {
+// most lockWait for another holder. The file it locks must still be the one at path: a
+// Remove deletes the file while it holds the lock, and a waiter that then gets the old,
+// unlinked file tries again on the new one.
+func flock(path string) (func(deleteFile bool), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: held by another headnat process for over %s", path, lockWait)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			if same, serr := samePath(f, path); serr != nil || same {
+				if serr != nil {
+					f.Close()
+					return nil, serr
+				}
+				return func(deleteFile bool) {
+					if deleteFile {
+						_ = os.Remove(path)
+					}
+					_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+					f.Close()
+				}, nil
 			}
+			f.Close()
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("%s: replaced while being locked, for over %s", path, lockWait)
+			}
+			continue // deleted by a Remove while we waited: lock the new file
+		}
+		f.Close()
+		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: held by another headnat process for over %s", path, lockWait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, nil
+}
+
+// samePath reports whether f is still the file at path.
+func samePath(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	pi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fi, pi), nil
 }

@@ -66,8 +66,11 @@ type Deps struct {
 	Links    Links
 	// MemTotal returns the host's memory in bytes (sizes nf_conntrack_max).
 	MemTotal func() (uint64, error)
-	// Lock serialises Apply and Remove on one state path across processes; it returns the
-	// unlock function. Nil means no locking.
-	Lock func(path string) (unlock func(), err error)
-	Log  *slog.Logger
+	// Lock takes the host-wide lock at path that serialises Apply and Remove across
+	// processes, whatever their state paths; release unlocks it, and deletes the lock file
+	// first when deleteFile is set (Remove). Nil means no locking.
+	Lock func(path string) (release func(deleteFile bool), err error)
+	// LockPath is the lock's file; "" means DefaultLockPath.
+	LockPath string
+	Log      *slog.Logger
 }

@@ -381,3 +381,31 @@ func (l *FakeLinks) DefaultRouteInterface() (string, error) {
 	}
 	return l.Default, nil
 }
+
+// FakeLock records the locks taken, as Deps.Lock. It does not block: tests run one
+// Dataplane at a time.
+type FakeLock struct {
+	mu sync.Mutex
+	// Taken lists the paths locked, in order; Deleted, the paths whose release deleted the
+	// file.
+	Taken, Deleted []string
+	Held           bool
+}
+
+func (l *FakeLock) Lock(path string) (func(deleteFile bool), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Held {
+		return nil, errors.New("fake lock: already held")
+	}
+	l.Held = true
+	l.Taken = append(l.Taken, path)
+	return func(deleteFile bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if deleteFile {
+			l.Deleted = append(l.Deleted, path)
+		}
+		l.Held = false
+	}, nil
+}

@@ -20,6 +20,8 @@ const (
 	DefaultUDPStreamTimeout = 120 * time.Second
 	// DefaultStatePath is where Apply records the sysctl values it replaced.
 	DefaultStatePath = "/run/headnat/dataplane.json"
+	// DefaultLockPath is the host-wide lock that serialises Apply and Remove.
+	DefaultLockPath = "/run/headnat/dataplane.lock"
 
 	// Bounds of a ConntrackMax sized to memory (MemTotal in bytes / 4096).
 	MinAutoConntrackMax = 65536

@@ -114,6 +114,11 @@ func (l *lab) args(action string, extra ...string) []string {
 	return append([]string{"dataplane", action, "--vpc-cidr", topo.VPCCIDR, "--state-path", l.state}, extra...)
 }
 
+// remove is the command line of remove, which takes only the state path.
+func (l *lab) remove() []string {
+	return []string{"dataplane", "remove", "--state-path", l.state}
+}
+
 func (l *lab) apply(t *testing.T, extra ...string) run {
 	t.Helper()
 	return mustHeadnat(t, l.NAT, l.args("apply", extra...)...)
