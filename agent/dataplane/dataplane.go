@@ -50,6 +50,16 @@ func (d *Dataplane) lock() (release func(deleteFile bool), _ error) {
 	return release, nil
 }
 
+// view reads what the rules depend on besides the spec: the routes that tell a
+// two-interface NAT from a single-interface one.
+func (d *Dataplane) view(spec Spec, iface string) (hostView, error) {
+	routes, err := d.deps.Links.Routes()
+	if err != nil {
+		return hostView{}, fmt.Errorf("list routes: %w", err)
+	}
+	return hostView{iface: iface, inside: insidePrefixes(spec.VPCCIDRs, routes, iface)}, nil
+}
+
 // resolveInterface finds the egress interface and refuses one that is missing or down: no
 // rule is ever written with an empty or unknown interface.
 func (d *Dataplane) resolveInterface(name string) (string, error) {
@@ -94,7 +104,11 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Interface: iface}
-	wants, err := d.desiredSysctls(spec, iface)
+	h, err := d.view(spec, iface)
+	if err != nil {
+		return res, err
+	}
+	wants, err := d.desiredSysctls(spec, &h)
 	if err != nil {
 		return res, err
 	}
@@ -108,7 +122,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return res, err
 	}
 
-	chains := desiredChains(spec, iface)
+	chains := desiredChains(spec, h)
 	for _, c := range chains {
 		if err := d.reconcileChain(ctx, c, &res); err != nil {
 			return res, err
@@ -309,11 +323,19 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sysIface := iface
-	if !present {
-		sysIface = ""
+	var h *hostView
+	if iface != "" {
+		v, err := d.view(spec, iface)
+		if err != nil {
+			return nil, err
+		}
+		h = &v
 	}
-	wants, err := d.desiredSysctls(spec, sysIface)
+	sysView := h
+	if !present {
+		sysView = nil
+	}
+	wants, err := d.desiredSysctls(spec, sysView)
 	if err != nil {
 		return nil, err
 	}
@@ -323,10 +345,10 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 	}
 	findings = append(findings, sf...)
 	chains := owned()
-	if iface != "" {
-		chains = desiredChains(spec, iface)
+	if h != nil {
+		chains = desiredChains(spec, *h)
 	}
-	cf, err := d.verifyChains(chains, iface != "")
+	cf, err := d.verifyChains(chains, h != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +500,11 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Interface: iface}
-	wants, err := d.desiredSysctls(spec, iface)
+	h, err := d.view(spec, iface)
+	if err != nil {
+		return Plan{}, err
+	}
+	wants, err := d.desiredSysctls(spec, &h)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -500,7 +526,7 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		}
 		p.Sysctls = append(p.Sysctls, sp)
 	}
-	for _, c := range desiredChains(spec, iface) {
+	for _, c := range desiredChains(spec, h) {
 		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump())}
 		for _, r := range c.Rules {
 			cp.Rules = append(cp.Rules, ruleLine(c.Name, r))

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,7 +94,7 @@ func (netlinkLinks) Link(name string) (Link, error) {
 	return Link{Name: a.Name, AdminUp: a.Flags&net.FlagUp != 0, OperState: a.OperState.String()}, nil
 }
 
-func (netlinkLinks) DefaultRouteInterface() (string, error) {
+func mainRoutes() ([]netlink.Route, error) {
 	var routes []netlink.Route
 	var err error
 	for range 3 { // a dump interrupted by a concurrent change is retried
@@ -103,7 +104,29 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("list routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	return routes, nil
+}
+
+// linkIndex is the route's interface, or 0 when it has none or several.
+func linkIndex(r netlink.Route) int {
+	idx := r.LinkIndex
+	if idx == 0 {
+		for _, nh := range r.MultiPath {
+			if idx != 0 && nh.LinkIndex != idx {
+				return 0
+			}
+			idx = nh.LinkIndex
+		}
+	}
+	return idx
+}
+
+func (netlinkLinks) DefaultRouteInterface() (string, error) {
+	routes, err := mainRoutes()
+	if err != nil {
+		return "", err
 	}
 	var best *netlink.Route
 	for i, r := range routes {
@@ -122,14 +145,9 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 	if best == nil {
 		return "", errors.New("no IPv4 default route in the main table")
 	}
-	idx := best.LinkIndex
-	if idx == 0 {
-		for _, nh := range best.MultiPath {
-			if idx != 0 && nh.LinkIndex != idx {
-				return "", errors.New("the default route is multipath over several interfaces")
-			}
-			idx = nh.LinkIndex
-		}
+	idx := linkIndex(*best)
+	if idx == 0 && len(best.MultiPath) > 0 {
+		return "", errors.New("the default route is multipath over several interfaces")
 	}
 	if idx == 0 {
 		return "", errors.New("the default route names no interface")
@@ -139,6 +157,41 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 		return "", fmt.Errorf("default route interface #%d: %w", idx, err)
 	}
 	return l.Attrs().Name, nil
+}
+
+func (netlinkLinks) Routes() ([]Route, error) {
+	routes, err := mainRoutes()
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	var out []Route
+	for _, r := range routes {
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Dst != nil {
+			a, ok := netip.AddrFromSlice(r.Dst.IP)
+			ones, _ := r.Dst.Mask.Size()
+			if !ok || !a.Unmap().Is4() {
+				continue
+			}
+			dst = netip.PrefixFrom(a.Unmap(), ones)
+		}
+		rt := Route{Dst: dst, Priority: r.Priority}
+		if idx := linkIndex(r); idx != 0 && r.Type == unix.RTN_UNICAST {
+			name, ok := names[idx]
+			if !ok {
+				l, err := netlink.LinkByIndex(idx)
+				if err != nil {
+					return nil, fmt.Errorf("route %s interface #%d: %w", dst, idx, err)
+				}
+				name = l.Attrs().Name
+				names[idx] = name
+			}
+			rt.Interface = name
+		}
+		out = append(out, rt)
+	}
+	return out, nil
 }
 
 func memTotal() (uint64, error) {

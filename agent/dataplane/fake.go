@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -356,11 +357,13 @@ func (s *FakeSysctl) Snapshot() map[string]string {
 	return maps.Clone(s.Values)
 }
 
-// FakeLinks holds interfaces and the default route's interface.
+// FakeLinks holds interfaces, the default route's interface and the other routes.
 type FakeLinks struct {
 	mu      sync.Mutex
 	Links   map[string]Link
 	Default string // "" means no default route
+	// Routes of the main table besides the default route.
+	RouteList []Route
 }
 
 func (l *FakeLinks) Link(name string) (Link, error) {
@@ -371,6 +374,16 @@ func (l *FakeLinks) Link(name string) (Link, error) {
 		return Link{}, fmt.Errorf("%s: %w", name, ErrLinkNotFound)
 	}
 	return k, nil
+}
+
+func (l *FakeLinks) Routes() ([]Route, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.RouteList)
+	if l.Default != "" {
+		out = append(out, Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Interface: l.Default})
+	}
+	return out, nil
 }
 
 func (l *FakeLinks) DefaultRouteInterface() (string, error) {

@@ -172,8 +172,8 @@ func foreignView(ipt *FakeIPTables) string {
 // changes nothing.
 func TestApplyConvergesFromRandomStates(t *testing.T) {
 	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
-	want := desiredChains(spec, "eth0")
-	stale := desiredChains(Spec{VPCCIDRs: pfx("198.18.0.0/15")}, "eth1") // an older spec
+	want := desiredChains(spec, hostView{iface: "eth0"})
+	stale := desiredChains(Spec{VPCCIDRs: pfx("198.18.0.0/15")}, hostView{iface: "eth1"}) // an older spec
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 400 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -37,16 +38,30 @@ func owned() []chainSpec {
 	}
 }
 
-// desiredChains builds the rules for spec with egress interface iface, in the canonical form
-// `iptables -S` prints back (option order -s -d -i -o -p, then matches, then the target), so
-// that a listed rule and a desired one compare token for token. The filter chain comes first:
+// hostView is what the rules depend on besides the spec.
+type hostView struct {
+	iface string // the egress interface
+	// inside are VPC addresses the main table routes out of another interface (a
+	// two-interface NAT): a packet from them arriving on iface is spoofed. Empty on a
+	// single-interface NAT, where the VPC's traffic arrives on iface.
+	inside []netip.Prefix
+}
+
+// desiredChains builds the rules for spec on host h, in the canonical form `iptables -S`
+// prints back (option order -s -d -i -o -p, then matches, then the target), so that a
+// listed rule and a desired one compare token for token. The filter chain comes first:
 // Apply writes it before the NAT so that forwarding is never open without its drop rules.
-func desiredChains(s Spec, iface string) []chainSpec {
+func desiredChains(s Spec, h hostView) []chainSpec {
+	iface := h.iface
 	comment := func(c string) []string { return []string{"-m", "comment", "--comment", CommentPrefix + ": " + c} }
 	r := func(parts ...[]string) []string { return slices.Concat(parts...) }
 	a := func(args ...string) []string { return args }
 
 	var fwd [][]string
+	// First, before an established rule could match a forged packet of a real flow.
+	for _, p := range h.inside {
+		fwd = append(fwd, r(a("-s", p.String(), "-i", iface), comment("VPC source on the egress side (spoofed)"), a("-j", "DROP")))
+	}
 	fwd = append(fwd,
 		r(a("-o", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established out"), a("-j", "ACCEPT")),
 		r(a("-i", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established in"), a("-j", "ACCEPT")),

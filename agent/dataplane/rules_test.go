@@ -69,7 +69,7 @@ func TestTarget(t *testing.T) {
 
 func TestDesiredChainsNeverEmptyInterface(t *testing.T) {
 	s := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
-	for _, c := range desiredChains(s, "eth0") {
+	for _, c := range desiredChains(s, hostView{iface: "eth0", inside: pfx("198.18.20.0/24")}) {
 		for _, r := range c.Rules {
 			for i, a := range r {
 				if (a == "-o" || a == "-i") && (i+1 >= len(r) || r[i+1] != "eth0") {
@@ -83,7 +83,7 @@ func TestDesiredChainsNeverEmptyInterface(t *testing.T) {
 func TestDesiredRules(t *testing.T) {
 	s := Spec{VPCCIDRs: pfx("198.18.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
 	var got []string
-	for _, c := range desiredChains(s, "eth0") {
+	for _, c := range desiredChains(s, hostView{iface: "eth0"}) {
 		got = append(got, "*"+c.Table+" "+ruleLine(c.Parent, c.Jump()))
 		for _, r := range c.Rules {
 			got = append(got, ruleLine(c.Name, r))
