@@ -127,7 +127,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		if err := d.reconcileChain(ctx, c, &res); err != nil {
 			return res, err
 		}
-		if err := d.reconcileJump(ctx, c, &res); err != nil {
+		if err := d.reconcileJump(ctx, c, spec.KeepJumpPosition, &res); err != nil {
 			return res, err
 		}
 	}
@@ -142,7 +142,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 
 	// Check the outcome as Verify would: a concurrent writer or an iptables that prints
 	// rules differently from what was written must not pass silently.
-	findings, err := d.verifyChains(chains, true)
+	findings, err := d.verifyChains(chains, true, spec.KeepJumpPosition)
 	if err != nil {
 		return res, err
 	}
@@ -208,57 +208,6 @@ func (d *Dataplane) reconcileChain(ctx context.Context, c chainSpec, res *Result
 			return fmt.Errorf("delete %s %s #%d %q: %w", c.Table, c.Name, op.pos, line, err)
 		}
 		d.record(res, Change{Kind: ChangeRuleDelete, Table: c.Table, Chain: c.Name, Pos: op.pos, Rule: line})
-	}
-	return nil
-}
-
-// reconcileJump makes the built-in chain jump to the owned chain exactly once: it inserts
-// the jump at the top when absent, and deletes duplicates and any other rule of the
-// built-in chain that targets the owned chain. Deletes there go by rule spec, never by
-// position (others write to built-in chains concurrently), and an existing jump is never
-// moved.
-func (d *Dataplane) reconcileJump(ctx context.Context, c chainSpec, res *Result) error {
-	ipt := d.deps.IPTables
-	lines, err := ipt.List(c.Table, c.Parent)
-	if err != nil {
-		return fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
-	}
-	jump := c.Jump()
-	var n int
-	var others [][]string
-	for _, r := range parseRules(c.Parent, lines) {
-		switch {
-		case slices.Equal(r, jump):
-			n++
-		case target(r) == c.Name:
-			others = append(others, r)
-		}
-	}
-	line := ruleLine(c.Parent, jump)
-	if n == 0 {
-		if err := ipt.Insert(c.Table, c.Parent, 1, jump...); err != nil {
-			return fmt.Errorf("insert jump %s %s %q: %w", c.Table, c.Parent, line, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpInsert, Table: c.Table, Chain: c.Parent, Pos: 1, Rule: line})
-	}
-	for range max(n-1, 0) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := ipt.Delete(c.Table, c.Parent, jump...); err != nil {
-			return fmt.Errorf("delete duplicate jump %s %s %q: %w", c.Table, c.Parent, line, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpDelete, Table: c.Table, Chain: c.Parent, Rule: line})
-	}
-	for _, r := range others {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		l := ruleLine(c.Parent, r)
-		if err := ipt.Delete(c.Table, c.Parent, r...); err != nil {
-			return fmt.Errorf("delete stale jump %s %s %q: %w", c.Table, c.Parent, l, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpDelete, Table: c.Table, Chain: c.Parent, Rule: l})
 	}
 	return nil
 }
@@ -348,7 +297,7 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 	if h != nil {
 		chains = desiredChains(spec, *h)
 	}
-	cf, err := d.verifyChains(chains, h != nil)
+	cf, err := d.verifyChains(chains, h != nil, spec.KeepJumpPosition)
 	if err != nil {
 		return nil, err
 	}
@@ -407,8 +356,9 @@ func (d *Dataplane) verifySysctls(wants []sysctlWant) ([]Finding, error) {
 }
 
 // verifyChains compares each owned chain and its jump with the desired state. Without
-// rules (the interface is unknown), only the chains' and jumps' existence is checked.
-func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding, error) {
+// rules (the interface is unknown), only the chains' and jumps' existence and the jumps'
+// position are checked.
+func (d *Dataplane) verifyChains(chains []chainSpec, withRules, keepPos bool) ([]Finding, error) {
 	ipt := d.deps.IPTables
 	var out []Finding
 	for _, c := range chains {
@@ -430,11 +380,15 @@ func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding,
 			return nil, fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
 		}
 		jump := c.Jump()
-		n := 0
-		for _, r := range parseRules(c.Parent, lines) {
+		n, first := 0, 0
+		rules := parseRules(c.Parent, lines)
+		for i, r := range rules {
 			switch {
 			case slices.Equal(r, jump):
 				n++
+				if first == 0 {
+					first = i + 1
+				}
 			case target(r) == c.Name:
 				out = append(out, Finding{Kind: KindRuleUnexpected, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: ruleLine(c.Parent, r)})
 			}
@@ -444,6 +398,15 @@ func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding,
 			out = append(out, Finding{Kind: KindJumpMissing, Table: c.Table, Chain: c.Parent, Key: c.Name, Want: ruleLine(c.Parent, jump)})
 		case n > 1:
 			out = append(out, Finding{Kind: KindJumpDuplicate, Table: c.Table, Chain: c.Parent, Key: c.Name, Want: "once", Got: strconv.Itoa(n) + " times"})
+		}
+		if first > 0 && c.Guarded && !keepPos {
+			bypass, err := d.bypassing(c, lines, rules[:first-1])
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range bypass {
+				out = append(out, Finding{Kind: KindJumpBypassed, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: b})
+			}
 		}
 	}
 	return out, nil
@@ -527,7 +490,7 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		p.Sysctls = append(p.Sysctls, sp)
 	}
 	for _, c := range desiredChains(spec, h) {
-		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump())}
+		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump()), Below: c.MayStandAbove}
 		for _, r := range c.Rules {
 			cp.Rules = append(cp.Rules, ruleLine(c.Name, r))
 		}

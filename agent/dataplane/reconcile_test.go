@@ -167,9 +167,10 @@ func foreignView(ipt *FakeIPTables) string {
 
 // TestApplyConvergesFromRandomStates starts from many random partial, duplicated,
 // reordered and stale states of headnat's chains mixed with foreign rules, and checks that
-// one Apply converges to exactly the desired rules, that foreign rules are untouched, that
-// a wanted rule once present never disappears during the Apply, and that a second Apply
-// changes nothing.
+// one Apply converges to exactly the desired rules with each jump once and above any
+// foreign rule that accepts, that foreign rules are untouched, that a wanted rule once
+// present never disappears during the Apply, nor the last jump to an owned chain, and that a
+// second Apply changes nothing.
 func TestApplyConvergesFromRandomStates(t *testing.T) {
 	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
 	want := desiredChains(spec, hostView{iface: "eth0"})
@@ -209,12 +210,16 @@ func TestApplyConvergesFromRandomStates(t *testing.T) {
 			}
 			foreignBefore := foreignView(ipt)
 
-			// Every wanted rule present at some point must stay present.
+			// Every wanted rule present at some point must stay present, and so must a jump
+			// to each owned chain.
 			seen := map[string]bool{}
 			markSeen := func() {
 				for _, c := range want {
 					for _, x := range ipt.Rules(c.Table, c.Name) {
 						seen[c.Name+strings.Join(x, " ")] = true
+					}
+					if slices.ContainsFunc(ipt.Rules(c.Table, c.Parent), func(x []string) bool { return target(x) == c.Name }) {
+						seen["jump "+c.Name] = true
 					}
 				}
 			}
@@ -226,6 +231,9 @@ func TestApplyConvergesFromRandomStates(t *testing.T) {
 						if !slices.ContainsFunc(got, func(x []string) bool { return slices.Equal(x, w) }) && seen[c.Name+strings.Join(w, " ")] {
 							return fmt.Errorf("after %q: wanted rule %q went missing", op, w)
 						}
+					}
+					if seen["jump "+c.Name] && !slices.ContainsFunc(ipt.Rules(c.Table, c.Parent), func(x []string) bool { return target(x) == c.Name }) {
+						return fmt.Errorf("after %q: no jump to %s left", op, c.Name)
 					}
 				}
 				markSeen()

@@ -22,6 +22,14 @@ type chainSpec struct {
 	Parent string // built-in chain holding the jump
 	Name   string
 	Rules  [][]string
+	// Guarded: a foreign rule above the jump that accepts traffic bypasses the chain's
+	// policy, so the jump's position is checked (filter chains).
+	Guarded bool
+	// MayStandAbove is the one foreign chain whose jump may stand above headnat's in a
+	// guarded parent: tailscaled's. Its ts-forward and ts-input chains only accept traffic
+	// from or to tailscale0 that tailscaled itself marked, and tailscaled must see its packets
+	// before any other filter; headnat's policy still covers everything else.
+	MayStandAbove string
 }
 
 // Jump is the rule in the built-in chain that enters the owned chain.
@@ -29,10 +37,17 @@ func (c chainSpec) Jump() []string {
 	return []string{"-m", "comment", "--comment", CommentPrefix, "-j", c.Name}
 }
 
+// movingJump is a second jump Apply holds in place while it moves the real one, so that
+// the built-in chain never lacks a jump to the owned chain. A leftover (Apply killed
+// mid-move) is a stale jump: the next Apply deletes it.
+func (c chainSpec) movingJump() []string {
+	return []string{"-m", "comment", "--comment", CommentPrefix + ": moving", "-j", c.Name}
+}
+
 // owned lists the chains without their rules (enough to remove them).
 func owned() []chainSpec {
 	return []chainSpec{
-		{Table: "filter", Parent: "FORWARD", Name: ChainForward},
+		{Table: "filter", Parent: "FORWARD", Name: ChainForward, Guarded: true, MayStandAbove: "ts-forward"},
 		{Table: "nat", Parent: "POSTROUTING", Name: ChainPostrouting},
 		{Table: "mangle", Parent: "FORWARD", Name: ChainMangleFwd},
 	}

@@ -54,6 +54,11 @@ type Spec struct {
 	// StatePath is where Apply records the sysctl values it replaced, so that Remove can
 	// restore them. "" means DefaultStatePath.
 	StatePath string
+	// KeepJumpPosition leaves headnat's jumps in the filter table where they stand even when
+	// a foreign rule above them accepts traffic (the operator's choice, reported as a note
+	// by Apply and not as a deviation by Verify). By default Apply moves the jump back to the
+	// top of the built-in chain, where only tailscaled's own jump may stand above it.
+	KeepJumpPosition bool
 }
 
 // WithDefaults returns the spec with zero fields replaced by their defaults (ConntrackMax

@@ -15,6 +15,7 @@ const (
 	KindRuleOrder        = "rule-order"
 	KindJumpMissing      = "jump-missing"
 	KindJumpDuplicate    = "jump-duplicate"
+	KindJumpBypassed     = "jump-bypassed"
 	KindInterfaceMissing = "interface-missing"
 	KindInterfaceDown    = "interface-down"
 )
@@ -48,6 +49,8 @@ func (f Finding) String() string {
 		return fmt.Sprintf("jump-missing: %s has no jump to %s: %s", where, f.Key, f.Want)
 	case KindJumpDuplicate:
 		return fmt.Sprintf("jump-duplicate: %s jumps to %s %s", where, f.Key, f.Got)
+	case KindJumpBypassed:
+		return fmt.Sprintf("jump-bypassed: in %s, a foreign rule above the jump to %s accepts traffic headnat never sees: %s", where, f.Key, f.Got)
 	case KindInterfaceMissing:
 		return fmt.Sprintf("interface-missing: egress interface %s: %s", f.Key, f.Got)
 	case KindInterfaceDown:
@@ -122,7 +125,8 @@ type ChainPlan struct {
 	Table  string
 	Parent string
 	Chain  string
-	Jump   string // the rule in Parent, inserted at the top when absent
+	Jump   string // the rule in Parent, kept at the top
+	Below  string // a foreign chain whose jump may stand above it (tailscaled's), or ""
 	Rules  []string
 }
 
@@ -148,7 +152,11 @@ func (p Plan) String() string {
 		for _, r := range c.Rules {
 			fmt.Fprintf(&b, "  %s\n", r)
 		}
-		fmt.Fprintf(&b, "  %s (at the top when absent)\n", c.Jump)
+		if c.Below != "" {
+			fmt.Fprintf(&b, "  %s (at the top, below -j %s if that leads)\n", c.Jump, c.Below)
+		} else {
+			fmt.Fprintf(&b, "  %s (at the top when absent)\n", c.Jump)
+		}
 	}
 	if len(p.Findings) == 0 {
 		b.WriteString("the host already matches: apply would change nothing\n")

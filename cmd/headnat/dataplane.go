@@ -73,6 +73,7 @@ func parseDataplane(args []string, stdout io.Writer) (*dataplaneCmd, error) {
 	fs.StringVar(&c.spec.EgressInterface, "egress-interface", "", "interface NATed traffic leaves by (default: the default route's)")
 	fs.Var(prefixList{&c.spec.VPCCIDRs}, "vpc-cidr", "VPC CIDR, repeatable or comma-separated (required)")
 	fs.Var(prefixList{&c.spec.ExtraSourceCIDRs}, "extra-source-cidr", "further source CIDR allowed out and masqueraded, e.g. the tailnet's; repeatable or comma-separated")
+	fs.BoolVar(&c.spec.KeepJumpPosition, "keep-jump-position", false, "leave headnat's filter jumps below foreign rules that accept traffic (reported as notes) instead of moving them back to the top")
 	fs.IntVar(&c.spec.ConntrackMax, "conntrack-max", 0, "net.netfilter.nf_conntrack_max (0: sized to memory)")
 	fs.DurationVar(&c.spec.TCPEstablishedTimeout, "tcp-established-timeout", dataplane.DefaultTCPEstablishedTimeout, "conntrack idle timeout of established TCP flows")
 	fs.DurationVar(&c.spec.UDPTimeout, "udp-timeout", dataplane.DefaultUDPTimeout, "conntrack idle timeout of one-way UDP flows")
