@@ -1,8 +1,9 @@
 // Package dataplane turns the host into a NAT router and keeps it one: IPv4 forwarding and
-// related sysctls, and iptables rules confined to chains headnat owns (HEADNAT-FORWARD in
-// filter, HEADNAT-POSTROUTING in nat, HEADNAT-MANGLE-FWD in mangle), each entered by one
-// jump at the top of its built-in chain. Apply converges the host to a Spec and reports
-// what it changed, Verify lists every deviation, Remove undoes exactly what Apply did.
+// related sysctls, and iptables rules confined to chains headnat owns (HEADNAT-FORWARD and,
+// guarding the agent's port, HEADNAT-INPUT in filter, HEADNAT-POSTROUTING in nat,
+// HEADNAT-MANGLE-FWD in mangle), each entered by one jump at the top of its built-in chain.
+// Apply converges the host to a Spec and reports what it changed, Verify lists every
+// deviation, Remove undoes exactly what Apply did.
 // Rules of other owners (tailscaled's ts-* chains, Docker's, the operator's) are never
 // touched.
 package dataplane
@@ -122,12 +123,17 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return res, err
 	}
 
-	chains := desiredChains(spec, h)
+	chains, absent := wantedChains(spec, &h)
 	for _, c := range chains {
 		if err := d.reconcileChain(ctx, c, &res); err != nil {
 			return res, err
 		}
 		if err := d.reconcileJump(ctx, c, spec.KeepJumpPosition, &res); err != nil {
+			return res, err
+		}
+	}
+	for _, c := range absent {
+		if err := d.removeChain(ctx, c, &res); err != nil {
 			return res, err
 		}
 	}
@@ -142,7 +148,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 
 	// Check the outcome as Verify would: a concurrent writer or an iptables that prints
 	// rules differently from what was written must not pass silently.
-	findings, err := d.verifyChains(chains, true, spec.KeepJumpPosition)
+	findings, err := d.verifyChains(chains, absent, true, spec.KeepJumpPosition)
 	if err != nil {
 		return res, err
 	}
@@ -293,11 +299,8 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 		return nil, err
 	}
 	findings = append(findings, sf...)
-	chains := owned()
-	if h != nil {
-		chains = desiredChains(spec, *h)
-	}
-	cf, err := d.verifyChains(chains, h != nil, spec.KeepJumpPosition)
+	chains, absent := wantedChains(spec, h)
+	cf, err := d.verifyChains(chains, absent, h != nil, spec.KeepJumpPosition)
 	if err != nil {
 		return nil, err
 	}
@@ -355,10 +358,10 @@ func (d *Dataplane) verifySysctls(wants []sysctlWant) ([]Finding, error) {
 	return out, nil
 }
 
-// verifyChains compares each owned chain and its jump with the desired state. Without
-// rules (the interface is unknown), only the chains' and jumps' existence and the jumps'
-// position are checked.
-func (d *Dataplane) verifyChains(chains []chainSpec, withRules, keepPos bool) ([]Finding, error) {
+// verifyChains compares each owned chain and its jump with the desired state, and checks
+// that the chains in absent are gone. Without rules (the interface is unknown), only the
+// chains' and jumps' existence and the jumps' position are checked.
+func (d *Dataplane) verifyChains(chains, absent []chainSpec, withRules, keepPos bool) ([]Finding, error) {
 	ipt := d.deps.IPTables
 	var out []Finding
 	for _, c := range chains {
@@ -406,6 +409,24 @@ func (d *Dataplane) verifyChains(chains []chainSpec, withRules, keepPos bool) ([
 			}
 			for _, b := range bypass {
 				out = append(out, Finding{Kind: KindJumpBypassed, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: b})
+			}
+		}
+	}
+	for _, c := range absent {
+		exists, err := ipt.ChainExists(c.Table, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("check chain %s %s: %w", c.Table, c.Name, err)
+		}
+		if exists {
+			out = append(out, Finding{Kind: KindChainUnexpected, Table: c.Table, Chain: c.Name})
+		}
+		lines, err := ipt.List(c.Table, c.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
+		}
+		for _, r := range parseRules(c.Parent, lines) {
+			if target(r) == c.Name {
+				out = append(out, Finding{Kind: KindRuleUnexpected, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: ruleLine(c.Parent, r)})
 			}
 		}
 	}
@@ -489,7 +510,8 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		}
 		p.Sysctls = append(p.Sysctls, sp)
 	}
-	for _, c := range desiredChains(spec, h) {
+	chains, _ := wantedChains(spec, &h)
+	for _, c := range chains {
 		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump()), Below: c.MayStandAbove}
 		for _, r := range c.Rules {
 			cp.Rules = append(cp.Rules, ruleLine(c.Name, r))
@@ -531,20 +553,22 @@ func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, err
 		return res, err
 	}
 	chains := owned()
-	byTable := func(t string) chainSpec {
-		return chains[slices.IndexFunc(chains, func(c chainSpec) bool { return c.Table == t })]
+	byName := func(name string) chainSpec {
+		return chains[slices.IndexFunc(chains, func(c chainSpec) bool { return c.Name == name })]
 	}
 	var errs []error
-	for _, t := range []string{"nat", "mangle"} {
-		if err := d.removeChain(ctx, byTable(t), &res); err != nil {
+	for _, name := range []string{ChainPostrouting, ChainMangleFwd} {
+		if err := d.removeChain(ctx, byName(name), &res); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := d.restoreSysctls(path, st, &res); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.removeChain(ctx, byTable("filter"), &res); err != nil {
-		errs = append(errs, err)
+	for _, name := range []string{ChainForward, ChainInput} {
+		if err := d.removeChain(ctx, byName(name), &res); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return res, errors.Join(errs...)
 }

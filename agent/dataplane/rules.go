@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -11,6 +12,7 @@ const (
 	ChainForward     = "HEADNAT-FORWARD"     // filter, jumped to from FORWARD
 	ChainPostrouting = "HEADNAT-POSTROUTING" // nat, jumped to from POSTROUTING
 	ChainMangleFwd   = "HEADNAT-MANGLE-FWD"  // mangle, jumped to from FORWARD
+	ChainInput       = "HEADNAT-INPUT"       // filter, jumped to from INPUT (only with an agent port)
 )
 
 // CommentPrefix starts the comment of every rule headnat writes.
@@ -44,12 +46,14 @@ func (c chainSpec) movingJump() []string {
 	return []string{"-m", "comment", "--comment", CommentPrefix + ": moving", "-j", c.Name}
 }
 
-// owned lists the chains without their rules (enough to remove them).
+// owned lists the chains without their rules (enough to remove them), filter FORWARD
+// first and filter INPUT last.
 func owned() []chainSpec {
 	return []chainSpec{
 		{Table: "filter", Parent: "FORWARD", Name: ChainForward, Guarded: true, MayStandAbove: "ts-forward"},
 		{Table: "nat", Parent: "POSTROUTING", Name: ChainPostrouting},
 		{Table: "mangle", Parent: "FORWARD", Name: ChainMangleFwd},
+		{Table: "filter", Parent: "INPUT", Name: ChainInput, Guarded: true, MayStandAbove: "ts-input"},
 	}
 }
 
@@ -60,6 +64,23 @@ type hostView struct {
 	// two-interface NAT): a packet from them arriving on iface is spoofed. Empty on a
 	// single-interface NAT, where the VPC's traffic arrives on iface.
 	inside []netip.Prefix
+}
+
+// wantedChains splits owned() into the chains spec wants (with their rules when the host
+// is known) and the ones it wants gone (HEADNAT-INPUT without an agent port).
+func wantedChains(s Spec, h *hostView) (want, absent []chainSpec) {
+	all := owned()
+	if h != nil {
+		all = desiredChains(s, *h)
+	}
+	for _, c := range all {
+		if c.Name == ChainInput && s.AgentPort == 0 {
+			absent = append(absent, c)
+			continue
+		}
+		want = append(want, c)
+	}
+	return want, absent
 }
 
 // desiredChains builds the rules for spec on host h, in the canonical form `iptables -S`
@@ -103,10 +124,27 @@ func desiredChains(s Spec, h hostView) []chainSpec {
 		r(a("-o", iface, "-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST", "SYN"), comment("clamp MSS to PMTU"), a("-j", "TCPMSS", "--clamp-mss-to-pmtu")),
 	}
 
+	var input [][]string
+	if s.AgentPort > 0 {
+		port := a("-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(s.AgentPort))
+		// Replies to this host's own connections that happened to use the port as their
+		// source port (it lies in ip_local_port_range) are not connections to the agent.
+		input = append(input,
+			r(port, a("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("agent port, replies"), a("-j", "ACCEPT")),
+			r(a("-i", "lo"), port, comment("agent port from this host"), a("-j", "ACCEPT")))
+		for _, p := range s.agentSources() {
+			input = append(input, r(a("-s", p.String()), port, comment("agent port from an allowed source"), a("-j", "ACCEPT")))
+		}
+		// DROP rather than REJECT: the port answers on the public address too, and a silent
+		// drop neither confirms it to scanners nor sends resets to forged sources.
+		input = append(input, r(port, comment("agent port closed to other sources"), a("-j", "DROP")))
+	}
+
 	chains := owned()
 	chains[0].Rules = fwd
 	chains[1].Rules = nat
 	chains[2].Rules = mangle
+	chains[3].Rules = input
 	return chains
 }
 

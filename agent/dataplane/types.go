@@ -9,6 +9,7 @@ import (
 const (
 	KindSysctl           = "sysctl"
 	KindChainMissing     = "chain-missing"
+	KindChainUnexpected  = "chain-unexpected"
 	KindRuleMissing      = "rule-missing"
 	KindRuleDuplicate    = "rule-duplicate"
 	KindRuleUnexpected   = "rule-unexpected"
@@ -37,6 +38,8 @@ func (f Finding) String() string {
 		return fmt.Sprintf("sysctl %s is %q, want %q", f.Key, f.Got, f.Want)
 	case KindChainMissing:
 		return fmt.Sprintf("chain-missing: %s does not exist", where)
+	case KindChainUnexpected:
+		return fmt.Sprintf("chain-unexpected: %s exists, but the spec wants none (no agent port)", where)
 	case KindRuleMissing:
 		return fmt.Sprintf("rule-missing in %s: %s", where, f.Want)
 	case KindRuleDuplicate:

@@ -23,6 +23,10 @@ const dataplaneUsage = `usage: headnat dataplane apply|verify|remove [flags]
 flags:
 `
 
+// defaultAgentPort is the agent's default listen port: a bare `dataplane apply` or `verify`
+// on an agent host expects what the agent applies with its defaults.
+const defaultAgentPort = 7070
+
 // dataplaneCmd is `headnat dataplane`, parsed.
 type dataplaneCmd struct {
 	action string
@@ -73,6 +77,8 @@ func parseDataplane(args []string, stdout io.Writer) (*dataplaneCmd, error) {
 	fs.StringVar(&c.spec.EgressInterface, "egress-interface", "", "interface NATed traffic leaves by (default: the default route's)")
 	fs.Var(prefixList{&c.spec.VPCCIDRs}, "vpc-cidr", "VPC CIDR, repeatable or comma-separated (required)")
 	fs.Var(prefixList{&c.spec.ExtraSourceCIDRs}, "extra-source-cidr", "further source CIDR allowed out and masqueraded, e.g. the tailnet's; repeatable or comma-separated")
+	fs.IntVar(&c.spec.AgentPort, "agent-port", defaultAgentPort, "the agent's TCP port: open only to loopback, the VPC and the allowed sources (0: no INPUT rules, and headnat's removed)")
+	fs.Var(prefixList{&c.spec.AgentSourceCIDRs}, "agent-source-cidr", "further source allowed to the agent port only, e.g. the tailnet's; repeatable or comma-separated")
 	fs.BoolVar(&c.spec.KeepJumpPosition, "keep-jump-position", false, "leave headnat's filter jumps below foreign rules that accept traffic (reported as notes) instead of moving them back to the top")
 	fs.IntVar(&c.spec.ConntrackMax, "conntrack-max", 0, "net.netfilter.nf_conntrack_max (0: sized to memory)")
 	fs.DurationVar(&c.spec.TCPEstablishedTimeout, "tcp-established-timeout", dataplane.DefaultTCPEstablishedTimeout, "conntrack idle timeout of established TCP flows")

@@ -277,7 +277,7 @@ func TestApplyTenTimesWritesEachRuleOnce(t *testing.T) {
 	extra := []string{"--vpc-cidr", "198.19.0.0/24,198.19.8.0/21", "--extra-source-cidr", "100.64.0.0/10"}
 	dry := mustHeadnat(t, l.NAT, l.args("apply", append(extra, "--dry-run")...)...)
 	want := desiredByChain(dry.stdout)
-	if len(want) != 3 {
+	if len(want) != 4 {
 		t.Fatalf("dry run lists chains %v", want)
 	}
 	first := l.apply(t, extra...)
@@ -300,7 +300,7 @@ func TestApplyTenTimesWritesEachRuleOnce(t *testing.T) {
 	// The kernel lists back exactly the canonical rules the dry run printed, in order, and
 	// each built-in chain jumps once.
 	for table, chains := range map[string][][2]string{
-		"filter": {{"HEADNAT-FORWARD", "FORWARD"}},
+		"filter": {{"HEADNAT-FORWARD", "FORWARD"}, {"HEADNAT-INPUT", "INPUT"}},
 		"nat":    {{"HEADNAT-POSTROUTING", "POSTROUTING"}},
 		"mangle": {{"HEADNAT-MANGLE-FWD", "FORWARD"}},
 	} {

@@ -1,8 +1,8 @@
 // Package topo builds the data-plane lab: a private host behind a VPC router whose private
 // route table sends internet-bound traffic to a single-interface NAT instance that hairpins
-// (in and out of eth0), an IGW that maps the NAT's private address to its public one, and an
-// internet host. Tests and benchmarks of the NAT data plane share it. TwoInterface builds
-// the other shape: a NAT with an inside and an egress interface.
+// (in and out of eth0), an IGW that maps the NAT's private address to its public one (both
+// ways), and an internet host. Tests and benchmarks of the NAT data plane share it.
+// TwoInterface builds the other shape: a NAT with an inside and an egress interface.
 //
 //	[inet] 203.0.113.1 ----- igw 203.0.113.254 (+ EIP 203.0.113.10)
 //	                         [router]  ip rule iif prv -> table 110: throw 198.18.0.0/15,
@@ -112,8 +112,10 @@ func Build(mode Mode) (_ *Topology, err error) {
 		// forward), and so do the replies of routed-mode flows.
 		{t.Router, "ip rule add iif igw to " + PrivSubnet + " lookup 120 pref 1010"},
 		{t.Router, "ip route add default via " + NATAddr + " table 120"},
-		// The IGW: the NAT's private address is mapped to its EIP; nothing else starts a flow.
+		// The IGW: the NAT's private address is mapped to its EIP both ways; nothing else
+		// starts a flow outwards.
 		{t.Router, "iptables -t nat -A POSTROUTING -o igw -s " + NATAddr + "/32 -j SNAT --to-source " + EIP},
+		{t.Router, "iptables -t nat -A PREROUTING -i igw -d " + EIP + "/32 -j DNAT --to-destination " + NATAddr},
 		{t.Router, "iptables -A FORWARD -o igw -s " + NATAddr + "/32 -j ACCEPT"},
 
 		{t.NAT, "ip route add default via " + PubGW},
