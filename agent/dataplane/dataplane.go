@@ -158,7 +158,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 	}
 	findings = append(findings, sf...)
 	if len(findings) > 0 {
-		return res, fmt.Errorf("data plane did not converge (%d deviations), first: %s", len(findings), findings[0])
+		return res, fmt.Errorf("data plane did not converge (%s), first: %s", Deviations(len(findings)), findings[0])
 	}
 	return res, nil
 }

@@ -62,6 +62,14 @@ func (f Finding) String() string {
 	return fmt.Sprintf("%s: table=%s chain=%s key=%s want=%q got=%q", f.Kind, f.Table, f.Chain, f.Key, f.Want, f.Got)
 }
 
+// Deviations says "1 deviation" or "n deviations".
+func Deviations(n int) string {
+	if n == 1 {
+		return "1 deviation"
+	}
+	return fmt.Sprintf("%d deviations", n)
+}
+
 // Change kinds reported by Apply and Remove.
 const (
 	ChangeSysctl        = "sysctl"
