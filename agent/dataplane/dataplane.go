@@ -1,8 +1,9 @@
 // Package dataplane turns the host into a NAT router and keeps it one: IPv4 forwarding and
-// related sysctls, and iptables rules confined to chains headnat owns (HEADNAT-FORWARD in
-// filter, HEADNAT-POSTROUTING in nat, HEADNAT-MANGLE-FWD in mangle), each entered by one
-// jump at the top of its built-in chain. Apply converges the host to a Spec and reports
-// what it changed, Verify lists every deviation, Remove undoes exactly what Apply did.
+// related sysctls, and iptables rules confined to chains headnat owns (HEADNAT-FORWARD and,
+// guarding the agent's port, HEADNAT-INPUT in filter, HEADNAT-POSTROUTING in nat,
+// HEADNAT-MANGLE-FWD in mangle), each entered by one jump at the top of its built-in chain.
+// Apply converges the host to a Spec and reports what it changed, Verify lists every
+// deviation, Remove undoes exactly what Apply did.
 // Rules of other owners (tailscaled's ts-* chains, Docker's, the operator's) are never
 // touched.
 package dataplane
@@ -34,15 +35,30 @@ func NewWith(deps Deps) *Dataplane {
 	return &Dataplane{deps: deps, log: log}
 }
 
-func (d *Dataplane) lock(statePath string) (func(), error) {
+// lock takes the host-wide lock: one Apply or Remove at a time, whatever the state path.
+func (d *Dataplane) lock() (release func(deleteFile bool), _ error) {
 	if d.deps.Lock == nil {
-		return func() {}, nil
+		return func(bool) {}, nil
 	}
-	unlock, err := d.deps.Lock(statePath + ".lock")
+	path := d.deps.LockPath
+	if path == "" {
+		path = DefaultLockPath
+	}
+	release, err := d.deps.Lock(path)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", statePath+".lock", err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return unlock, nil
+	return release, nil
+}
+
+// view reads what the rules depend on besides the spec: the routes that tell a
+// two-interface NAT from a single-interface one.
+func (d *Dataplane) view(spec Spec, iface string) (hostView, error) {
+	routes, err := d.deps.Links.Routes()
+	if err != nil {
+		return hostView{}, fmt.Errorf("list routes: %w", err)
+	}
+	return hostView{iface: iface, inside: insidePrefixes(spec.VPCCIDRs, routes, iface)}, nil
 }
 
 // resolveInterface finds the egress interface and refuses one that is missing or down: no
@@ -89,26 +105,35 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Interface: iface}
-	wants, err := d.desiredSysctls(spec, iface)
+	h, err := d.view(spec, iface)
 	if err != nil {
 		return res, err
 	}
-	unlock, err := d.lock(spec.StatePath)
+	wants, err := d.desiredSysctls(spec, &h)
 	if err != nil {
 		return res, err
 	}
-	defer unlock()
+	release, err := d.lock()
+	if err != nil {
+		return res, err
+	}
+	defer release(false)
 	st, err := loadState(spec.StatePath)
 	if err != nil {
 		return res, err
 	}
 
-	chains := desiredChains(spec, iface)
+	chains, absent := wantedChains(spec, &h)
 	for _, c := range chains {
 		if err := d.reconcileChain(ctx, c, &res); err != nil {
 			return res, err
 		}
-		if err := d.reconcileJump(ctx, c, &res); err != nil {
+		if err := d.reconcileJump(ctx, c, spec.KeepJumpPosition, &res); err != nil {
+			return res, err
+		}
+	}
+	for _, c := range absent {
+		if err := d.removeChain(ctx, c, &res); err != nil {
 			return res, err
 		}
 	}
@@ -123,7 +148,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 
 	// Check the outcome as Verify would: a concurrent writer or an iptables that prints
 	// rules differently from what was written must not pass silently.
-	findings, err := d.verifyChains(chains, true)
+	findings, err := d.verifyChains(chains, absent, true, spec.KeepJumpPosition)
 	if err != nil {
 		return res, err
 	}
@@ -133,7 +158,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 	}
 	findings = append(findings, sf...)
 	if len(findings) > 0 {
-		return res, fmt.Errorf("data plane did not converge (%d deviations), first: %s", len(findings), findings[0])
+		return res, fmt.Errorf("data plane did not converge (%s), first: %s", Deviations(len(findings)), findings[0])
 	}
 	return res, nil
 }
@@ -189,57 +214,6 @@ func (d *Dataplane) reconcileChain(ctx context.Context, c chainSpec, res *Result
 			return fmt.Errorf("delete %s %s #%d %q: %w", c.Table, c.Name, op.pos, line, err)
 		}
 		d.record(res, Change{Kind: ChangeRuleDelete, Table: c.Table, Chain: c.Name, Pos: op.pos, Rule: line})
-	}
-	return nil
-}
-
-// reconcileJump makes the built-in chain jump to the owned chain exactly once: it inserts
-// the jump at the top when absent, and deletes duplicates and any other rule of the
-// built-in chain that targets the owned chain. Deletes there go by rule spec, never by
-// position (others write to built-in chains concurrently), and an existing jump is never
-// moved.
-func (d *Dataplane) reconcileJump(ctx context.Context, c chainSpec, res *Result) error {
-	ipt := d.deps.IPTables
-	lines, err := ipt.List(c.Table, c.Parent)
-	if err != nil {
-		return fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
-	}
-	jump := c.Jump()
-	var n int
-	var others [][]string
-	for _, r := range parseRules(c.Parent, lines) {
-		switch {
-		case slices.Equal(r, jump):
-			n++
-		case target(r) == c.Name:
-			others = append(others, r)
-		}
-	}
-	line := ruleLine(c.Parent, jump)
-	if n == 0 {
-		if err := ipt.Insert(c.Table, c.Parent, 1, jump...); err != nil {
-			return fmt.Errorf("insert jump %s %s %q: %w", c.Table, c.Parent, line, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpInsert, Table: c.Table, Chain: c.Parent, Pos: 1, Rule: line})
-	}
-	for range max(n-1, 0) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := ipt.Delete(c.Table, c.Parent, jump...); err != nil {
-			return fmt.Errorf("delete duplicate jump %s %s %q: %w", c.Table, c.Parent, line, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpDelete, Table: c.Table, Chain: c.Parent, Rule: line})
-	}
-	for _, r := range others {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		l := ruleLine(c.Parent, r)
-		if err := ipt.Delete(c.Table, c.Parent, r...); err != nil {
-			return fmt.Errorf("delete stale jump %s %s %q: %w", c.Table, c.Parent, l, err)
-		}
-		d.record(res, Change{Kind: ChangeJumpDelete, Table: c.Table, Chain: c.Parent, Rule: l})
 	}
 	return nil
 }
@@ -304,11 +278,19 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sysIface := iface
-	if !present {
-		sysIface = ""
+	var h *hostView
+	if iface != "" {
+		v, err := d.view(spec, iface)
+		if err != nil {
+			return nil, err
+		}
+		h = &v
 	}
-	wants, err := d.desiredSysctls(spec, sysIface)
+	sysView := h
+	if !present {
+		sysView = nil
+	}
+	wants, err := d.desiredSysctls(spec, sysView)
 	if err != nil {
 		return nil, err
 	}
@@ -317,11 +299,8 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 		return nil, err
 	}
 	findings = append(findings, sf...)
-	chains := owned()
-	if iface != "" {
-		chains = desiredChains(spec, iface)
-	}
-	cf, err := d.verifyChains(chains, iface != "")
+	chains, absent := wantedChains(spec, h)
+	cf, err := d.verifyChains(chains, absent, h != nil, spec.KeepJumpPosition)
 	if err != nil {
 		return nil, err
 	}
@@ -379,9 +358,10 @@ func (d *Dataplane) verifySysctls(wants []sysctlWant) ([]Finding, error) {
 	return out, nil
 }
 
-// verifyChains compares each owned chain and its jump with the desired state. Without
-// rules (the interface is unknown), only the chains' and jumps' existence is checked.
-func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding, error) {
+// verifyChains compares each owned chain and its jump with the desired state, and checks
+// that the chains in absent are gone. Without rules (the interface is unknown), only the
+// chains' and jumps' existence and the jumps' position are checked.
+func (d *Dataplane) verifyChains(chains, absent []chainSpec, withRules, keepPos bool) ([]Finding, error) {
 	ipt := d.deps.IPTables
 	var out []Finding
 	for _, c := range chains {
@@ -403,11 +383,15 @@ func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding,
 			return nil, fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
 		}
 		jump := c.Jump()
-		n := 0
-		for _, r := range parseRules(c.Parent, lines) {
+		n, first := 0, 0
+		rules := parseRules(c.Parent, lines)
+		for i, r := range rules {
 			switch {
 			case slices.Equal(r, jump):
 				n++
+				if first == 0 {
+					first = i + 1
+				}
 			case target(r) == c.Name:
 				out = append(out, Finding{Kind: KindRuleUnexpected, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: ruleLine(c.Parent, r)})
 			}
@@ -417,6 +401,33 @@ func (d *Dataplane) verifyChains(chains []chainSpec, withRules bool) ([]Finding,
 			out = append(out, Finding{Kind: KindJumpMissing, Table: c.Table, Chain: c.Parent, Key: c.Name, Want: ruleLine(c.Parent, jump)})
 		case n > 1:
 			out = append(out, Finding{Kind: KindJumpDuplicate, Table: c.Table, Chain: c.Parent, Key: c.Name, Want: "once", Got: strconv.Itoa(n) + " times"})
+		}
+		if first > 0 && c.Guarded && !keepPos {
+			bypass, err := d.bypassing(c, lines, rules[:first-1])
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range bypass {
+				out = append(out, Finding{Kind: KindJumpBypassed, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: b})
+			}
+		}
+	}
+	for _, c := range absent {
+		exists, err := ipt.ChainExists(c.Table, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("check chain %s %s: %w", c.Table, c.Name, err)
+		}
+		if exists {
+			out = append(out, Finding{Kind: KindChainUnexpected, Table: c.Table, Chain: c.Name})
+		}
+		lines, err := ipt.List(c.Table, c.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("list %s %s: %w", c.Table, c.Parent, err)
+		}
+		for _, r := range parseRules(c.Parent, lines) {
+			if target(r) == c.Name {
+				out = append(out, Finding{Kind: KindRuleUnexpected, Table: c.Table, Chain: c.Parent, Key: c.Name, Got: ruleLine(c.Parent, r)})
+			}
 		}
 	}
 	return out, nil
@@ -473,7 +484,11 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Interface: iface}
-	wants, err := d.desiredSysctls(spec, iface)
+	h, err := d.view(spec, iface)
+	if err != nil {
+		return Plan{}, err
+	}
+	wants, err := d.desiredSysctls(spec, &h)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -495,8 +510,9 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		}
 		p.Sysctls = append(p.Sysctls, sp)
 	}
-	for _, c := range desiredChains(spec, iface) {
-		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump())}
+	chains, _ := wantedChains(spec, &h)
+	for _, c := range chains {
+		cp := ChainPlan{Table: c.Table, Parent: c.Parent, Chain: c.Name, Jump: ruleLine(c.Parent, c.Jump()), Below: c.MayStandAbove}
 		for _, r := range c.Rules {
 			cp.Rules = append(cp.Rules, ruleLine(c.Name, r))
 		}
@@ -516,7 +532,8 @@ type RemoveOptions struct {
 // Remove undoes Apply: the jumps and the owned chains (nat first, so NAT stops before the
 // filter chain goes), then the sysctls recorded in the state file, each restored only if it
 // still holds the value Apply wrote. The state file is deleted once everything recorded is
-// settled. Removing twice is harmless; rules of other owners are untouched.
+// settled, and the lock file in any case. Removing twice is harmless; rules of other owners
+// are untouched.
 func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, error) {
 	path := opts.StatePath
 	if path == "" {
@@ -526,32 +543,32 @@ func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, err
 		return Result{}, fmt.Errorf("state path %q is not absolute", path)
 	}
 	var res Result
-	if _, err := os.Stat(filepath.Dir(path)); err == nil {
-		unlock, err := d.lock(path)
-		if err != nil {
-			return res, err
-		}
-		defer unlock()
+	release, err := d.lock()
+	if err != nil {
+		return res, err
 	}
+	defer release(true)
 	st, err := loadState(path)
 	if err != nil {
 		return res, err
 	}
 	chains := owned()
-	byTable := func(t string) chainSpec {
-		return chains[slices.IndexFunc(chains, func(c chainSpec) bool { return c.Table == t })]
+	byName := func(name string) chainSpec {
+		return chains[slices.IndexFunc(chains, func(c chainSpec) bool { return c.Name == name })]
 	}
 	var errs []error
-	for _, t := range []string{"nat", "mangle"} {
-		if err := d.removeChain(ctx, byTable(t), &res); err != nil {
+	for _, name := range []string{ChainPostrouting, ChainMangleFwd} {
+		if err := d.removeChain(ctx, byName(name), &res); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := d.restoreSysctls(path, st, &res); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.removeChain(ctx, byTable("filter"), &res); err != nil {
-		errs = append(errs, err)
+	for _, name := range []string{ChainForward, ChainInput} {
+		if err := d.removeChain(ctx, byName(name), &res); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return res, errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,7 +94,7 @@ func (netlinkLinks) Link(name string) (Link, error) {
 	return Link{Name: a.Name, AdminUp: a.Flags&net.FlagUp != 0, OperState: a.OperState.String()}, nil
 }
 
-func (netlinkLinks) DefaultRouteInterface() (string, error) {
+func mainRoutes() ([]netlink.Route, error) {
 	var routes []netlink.Route
 	var err error
 	for range 3 { // a dump interrupted by a concurrent change is retried
@@ -103,7 +104,29 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("list routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	return routes, nil
+}
+
+// linkIndex is the route's interface, or 0 when it has none or several.
+func linkIndex(r netlink.Route) int {
+	idx := r.LinkIndex
+	if idx == 0 {
+		for _, nh := range r.MultiPath {
+			if idx != 0 && nh.LinkIndex != idx {
+				return 0
+			}
+			idx = nh.LinkIndex
+		}
+	}
+	return idx
+}
+
+func (netlinkLinks) DefaultRouteInterface() (string, error) {
+	routes, err := mainRoutes()
+	if err != nil {
+		return "", err
 	}
 	var best *netlink.Route
 	for i, r := range routes {
@@ -122,14 +145,9 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 	if best == nil {
 		return "", errors.New("no IPv4 default route in the main table")
 	}
-	idx := best.LinkIndex
-	if idx == 0 {
-		for _, nh := range best.MultiPath {
-			if idx != 0 && nh.LinkIndex != idx {
-				return "", errors.New("the default route is multipath over several interfaces")
-			}
-			idx = nh.LinkIndex
-		}
+	idx := linkIndex(*best)
+	if idx == 0 && len(best.MultiPath) > 0 {
+		return "", errors.New("the default route is multipath over several interfaces")
 	}
 	if idx == 0 {
 		return "", errors.New("the default route names no interface")
@@ -139,6 +157,41 @@ func (netlinkLinks) DefaultRouteInterface() (string, error) {
 		return "", fmt.Errorf("default route interface #%d: %w", idx, err)
 	}
 	return l.Attrs().Name, nil
+}
+
+func (netlinkLinks) Routes() ([]Route, error) {
+	routes, err := mainRoutes()
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	var out []Route
+	for _, r := range routes {
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Dst != nil {
+			a, ok := netip.AddrFromSlice(r.Dst.IP)
+			ones, _ := r.Dst.Mask.Size()
+			if !ok || !a.Unmap().Is4() {
+				continue
+			}
+			dst = netip.PrefixFrom(a.Unmap(), ones)
+		}
+		rt := Route{Dst: dst, Priority: r.Priority}
+		if idx := linkIndex(r); idx != 0 && r.Type == unix.RTN_UNICAST {
+			name, ok := names[idx]
+			if !ok {
+				l, err := netlink.LinkByIndex(idx)
+				if err != nil {
+					return nil, fmt.Errorf("route %s interface #%d: %w", dst, idx, err)
+				}
+				name = l.Attrs().Name
+				names[idx] = name
+			}
+			rt.Interface = name
+		}
+		out = append(out, rt)
+	}
+	return out, nil
 }
 
 func memTotal() (uint64, error) {
@@ -161,32 +214,63 @@ func memTotal() (uint64, error) {
 }
 
 // flock takes an exclusive advisory lock on path, creating it and its directory, waiting at
-// most lockWait for another holder.
-func flock(path string) (func(), error) {
+// most lockWait for another holder. The file it locks must still be the one at path: a
+// Remove deletes the file while it holds the lock, and a waiter that then gets the old,
+// unlinked file tries again on the new one.
+func flock(path string) (func(deleteFile bool), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: held by another headnat process for over %s", path, lockWait)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			if same, serr := samePath(f, path); serr != nil || same {
+				if serr != nil {
+					f.Close()
+					return nil, serr
+				}
+				return func(deleteFile bool) {
+					if deleteFile {
+						_ = os.Remove(path)
+					}
+					_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+					f.Close()
+				}, nil
 			}
+			f.Close()
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("%s: replaced while being locked, for over %s", path, lockWait)
+			}
+			continue // deleted by a Remove while we waited: lock the new file
+		}
+		f.Close()
+		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: held by another headnat process for over %s", path, lockWait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, nil
+}
+
+// samePath reports whether f is still the file at path.
+func samePath(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	pi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fi, pi), nil
 }

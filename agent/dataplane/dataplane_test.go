@@ -263,11 +263,11 @@ func TestApplyRefusesBadInputBeforeWriting(t *testing.T) {
 func TestVerifyReportsEachDeviation(t *testing.T) {
 	f := newFixture(t)
 	f.apply(t)
-	masq := desiredChains(f.spec.WithDefaults(), "eth0")[1].Rules[1]
+	masq := desiredChains(f.spec.WithDefaults(), hostView{iface: "eth0"})[1].Rules[1]
 	if err := f.ipt.Delete("nat", ChainPostrouting, masq...); err != nil {
 		t.Fatal(err)
 	}
-	drop := desiredChains(f.spec, "eth0")[0].Rules[0]
+	drop := desiredChains(f.spec, hostView{iface: "eth0"})[0].Rules[0]
 	if err := f.ipt.Append("filter", ChainForward, drop...); err != nil {
 		t.Fatal(err)
 	}

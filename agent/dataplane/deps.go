@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 )
 
 // IPTables is the part of github.com/coreos/go-iptables that headnat uses;
@@ -57,6 +58,17 @@ type Links interface {
 	// DefaultRouteInterface returns the interface of the IPv4 default route of the main
 	// table (the lowest metric one), or an error when there is none or it is ambiguous.
 	DefaultRouteInterface() (string, error)
+	// Routes lists the IPv4 routes of the main table.
+	Routes() ([]Route, error)
+}
+
+// Route is one IPv4 route of the main table.
+type Route struct {
+	Dst netip.Prefix
+	// Interface is where the route sends traffic; "" for a route over several interfaces
+	// or one that sends nowhere (blackhole, unreachable, ...).
+	Interface string
+	Priority  int // the metric; the lowest wins among routes to the same Dst
 }
 
 // Deps are the side effects of a Dataplane.
@@ -66,8 +78,11 @@ type Deps struct {
 	Links    Links
 	// MemTotal returns the host's memory in bytes (sizes nf_conntrack_max).
 	MemTotal func() (uint64, error)
-	// Lock serialises Apply and Remove on one state path across processes; it returns the
-	// unlock function. Nil means no locking.
-	Lock func(path string) (unlock func(), err error)
-	Log  *slog.Logger
+	// Lock takes the host-wide lock at path that serialises Apply and Remove across
+	// processes, whatever their state paths; release unlocks it, and deletes the lock file
+	// first when deleteFile is set (Remove). Nil means no locking.
+	Lock func(path string) (release func(deleteFile bool), err error)
+	// LockPath is the lock's file; "" means DefaultLockPath.
+	LockPath string
+	Log      *slog.Logger
 }

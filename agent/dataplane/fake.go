@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -356,11 +357,13 @@ func (s *FakeSysctl) Snapshot() map[string]string {
 	return maps.Clone(s.Values)
 }
 
-// FakeLinks holds interfaces and the default route's interface.
+// FakeLinks holds interfaces, the default route's interface and the other routes.
 type FakeLinks struct {
 	mu      sync.Mutex
 	Links   map[string]Link
 	Default string // "" means no default route
+	// Routes of the main table besides the default route.
+	RouteList []Route
 }
 
 func (l *FakeLinks) Link(name string) (Link, error) {
@@ -373,6 +376,16 @@ func (l *FakeLinks) Link(name string) (Link, error) {
 	return k, nil
 }
 
+func (l *FakeLinks) Routes() ([]Route, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.RouteList)
+	if l.Default != "" {
+		out = append(out, Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Interface: l.Default})
+	}
+	return out, nil
+}
+
 func (l *FakeLinks) DefaultRouteInterface() (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -380,4 +393,32 @@ func (l *FakeLinks) DefaultRouteInterface() (string, error) {
 		return "", errors.New("no IPv4 default route in the main table")
 	}
 	return l.Default, nil
+}
+
+// FakeLock records the locks taken, as Deps.Lock. It does not block: tests run one
+// Dataplane at a time.
+type FakeLock struct {
+	mu sync.Mutex
+	// Taken lists the paths locked, in order; Deleted, the paths whose release deleted the
+	// file.
+	Taken, Deleted []string
+	Held           bool
+}
+
+func (l *FakeLock) Lock(path string) (func(deleteFile bool), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Held {
+		return nil, errors.New("fake lock: already held")
+	}
+	l.Held = true
+	l.Taken = append(l.Taken, path)
+	return func(deleteFile bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if deleteFile {
+			l.Deleted = append(l.Deleted, path)
+		}
+		l.Held = false
+	}, nil
 }

@@ -115,6 +115,9 @@ var foreignRules = []struct{ table, chain, rule string }{
 	{"filter", "FORWARD", "-s 198.18.99.0/24 -m comment --comment operator -j ACCEPT"},
 	{"filter", "FORWARD", "-j ts-forward"},
 	{"filter", "FORWARD", "-j DOCKER-USER"},
+	{"filter", "INPUT", "-j ts-input"},
+	{"filter", "INPUT", "-i lo -j ACCEPT"},
+	{"filter", "ts-input", "-i tailscale0 -j ACCEPT"},
 	{"filter", "ts-forward", "-i tailscale0 -j MARK --set-xmark 0x40000/0xff0000"},
 	{"filter", "ts-forward", "-o tailscale0 -j ACCEPT"},
 	{"filter", "DOCKER-USER", "-j RETURN"},
@@ -141,7 +144,7 @@ func newTestDataplane(t testing.TB, ipt IPTables, sys Sysctl, links Links) *Data
 
 func addForeign(t testing.TB, ipt *FakeIPTables) {
 	t.Helper()
-	for _, c := range []struct{ table, chain string }{{"filter", "ts-forward"}, {"filter", "DOCKER-USER"}, {"nat", "ts-postrouting"}} {
+	for _, c := range []struct{ table, chain string }{{"filter", "ts-forward"}, {"filter", "ts-input"}, {"filter", "DOCKER-USER"}, {"nat", "ts-postrouting"}} {
 		if err := ipt.NewChain(c.table, c.chain); err != nil {
 			t.Fatal(err)
 		}
@@ -167,13 +170,17 @@ func foreignView(ipt *FakeIPTables) string {
 
 // TestApplyConvergesFromRandomStates starts from many random partial, duplicated,
 // reordered and stale states of headnat's chains mixed with foreign rules, and checks that
-// one Apply converges to exactly the desired rules, that foreign rules are untouched, that
-// a wanted rule once present never disappears during the Apply, and that a second Apply
-// changes nothing.
+// one Apply converges to exactly the desired rules with each jump once and above any
+// foreign rule that accepts, that foreign rules are untouched, that a wanted rule once
+// present never disappears during the Apply, nor the last jump to an owned chain, and that a
+// second Apply changes nothing.
 func TestApplyConvergesFromRandomStates(t *testing.T) {
-	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
-	want := desiredChains(spec, "eth0")
-	stale := desiredChains(Spec{VPCCIDRs: pfx("198.18.0.0/15")}, "eth1") // an older spec
+	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("100.64.0.0/10"), AgentPort: 7070}
+	want, _ := wantedChains(spec, &hostView{iface: "eth0"})
+	stale, _ := wantedChains(Spec{VPCCIDRs: pfx("198.18.0.0/15"), AgentPort: 7071}, &hostView{iface: "eth1"}) // an older spec
+	if len(want) != 4 || len(stale) != 4 {
+		t.Fatalf("chains: %d and %d", len(want), len(stale))
+	}
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 400 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -209,12 +216,16 @@ func TestApplyConvergesFromRandomStates(t *testing.T) {
 			}
 			foreignBefore := foreignView(ipt)
 
-			// Every wanted rule present at some point must stay present.
+			// Every wanted rule present at some point must stay present, and so must a jump
+			// to each owned chain.
 			seen := map[string]bool{}
 			markSeen := func() {
 				for _, c := range want {
 					for _, x := range ipt.Rules(c.Table, c.Name) {
 						seen[c.Name+strings.Join(x, " ")] = true
+					}
+					if slices.ContainsFunc(ipt.Rules(c.Table, c.Parent), func(x []string) bool { return target(x) == c.Name }) {
+						seen["jump "+c.Name] = true
 					}
 				}
 			}
@@ -226,6 +237,9 @@ func TestApplyConvergesFromRandomStates(t *testing.T) {
 						if !slices.ContainsFunc(got, func(x []string) bool { return slices.Equal(x, w) }) && seen[c.Name+strings.Join(w, " ")] {
 							return fmt.Errorf("after %q: wanted rule %q went missing", op, w)
 						}
+					}
+					if seen["jump "+c.Name] && !slices.ContainsFunc(ipt.Rules(c.Table, c.Parent), func(x []string) bool { return target(x) == c.Name }) {
+						return fmt.Errorf("after %q: no jump to %s left", op, c.Name)
 					}
 				}
 				markSeen()

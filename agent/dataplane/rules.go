@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -10,6 +12,7 @@ const (
 	ChainForward     = "HEADNAT-FORWARD"     // filter, jumped to from FORWARD
 	ChainPostrouting = "HEADNAT-POSTROUTING" // nat, jumped to from POSTROUTING
 	ChainMangleFwd   = "HEADNAT-MANGLE-FWD"  // mangle, jumped to from FORWARD
+	ChainInput       = "HEADNAT-INPUT"       // filter, jumped to from INPUT (only with an agent port)
 )
 
 // CommentPrefix starts the comment of every rule headnat writes.
@@ -21,6 +24,14 @@ type chainSpec struct {
 	Parent string // built-in chain holding the jump
 	Name   string
 	Rules  [][]string
+	// Guarded: a foreign rule above the jump that accepts traffic bypasses the chain's
+	// policy, so the jump's position is checked (filter chains).
+	Guarded bool
+	// MayStandAbove is the one foreign chain whose jump may stand above headnat's in a
+	// guarded parent: tailscaled's. Its ts-forward and ts-input chains only accept traffic
+	// from or to tailscale0 that tailscaled itself marked, and tailscaled must see its packets
+	// before any other filter; headnat's policy still covers everything else.
+	MayStandAbove string
 }
 
 // Jump is the rule in the built-in chain that enters the owned chain.
@@ -28,25 +39,65 @@ func (c chainSpec) Jump() []string {
 	return []string{"-m", "comment", "--comment", CommentPrefix, "-j", c.Name}
 }
 
-// owned lists the chains without their rules (enough to remove them).
+// movingJump is a second jump Apply holds in place while it moves the real one, so that
+// the built-in chain never lacks a jump to the owned chain. A leftover (Apply killed
+// mid-move) is a stale jump: the next Apply deletes it.
+func (c chainSpec) movingJump() []string {
+	return []string{"-m", "comment", "--comment", CommentPrefix + ": moving", "-j", c.Name}
+}
+
+// owned lists the chains without their rules (enough to remove them), filter FORWARD
+// first and filter INPUT last.
 func owned() []chainSpec {
 	return []chainSpec{
-		{Table: "filter", Parent: "FORWARD", Name: ChainForward},
+		{Table: "filter", Parent: "FORWARD", Name: ChainForward, Guarded: true, MayStandAbove: "ts-forward"},
 		{Table: "nat", Parent: "POSTROUTING", Name: ChainPostrouting},
 		{Table: "mangle", Parent: "FORWARD", Name: ChainMangleFwd},
+		{Table: "filter", Parent: "INPUT", Name: ChainInput, Guarded: true, MayStandAbove: "ts-input"},
 	}
 }
 
-// desiredChains builds the rules for spec with egress interface iface, in the canonical form
-// `iptables -S` prints back (option order -s -d -i -o -p, then matches, then the target), so
-// that a listed rule and a desired one compare token for token. The filter chain comes first:
+// hostView is what the rules depend on besides the spec.
+type hostView struct {
+	iface string // the egress interface
+	// inside are VPC addresses the main table routes out of another interface (a
+	// two-interface NAT): a packet from them arriving on iface is spoofed. Empty on a
+	// single-interface NAT, where the VPC's traffic arrives on iface.
+	inside []netip.Prefix
+}
+
+// wantedChains splits owned() into the chains spec wants (with their rules when the host
+// is known) and the ones it wants gone (HEADNAT-INPUT without an agent port).
+func wantedChains(s Spec, h *hostView) (want, absent []chainSpec) {
+	all := owned()
+	if h != nil {
+		all = desiredChains(s, *h)
+	}
+	for _, c := range all {
+		if c.Name == ChainInput && s.AgentPort == 0 {
+			absent = append(absent, c)
+			continue
+		}
+		want = append(want, c)
+	}
+	return want, absent
+}
+
+// desiredChains builds the rules for spec on host h, in the canonical form `iptables -S`
+// prints back (option order -s -d -i -o -p, then matches, then the target), so that a
+// listed rule and a desired one compare token for token. The filter chain comes first:
 // Apply writes it before the NAT so that forwarding is never open without its drop rules.
-func desiredChains(s Spec, iface string) []chainSpec {
+func desiredChains(s Spec, h hostView) []chainSpec {
+	iface := h.iface
 	comment := func(c string) []string { return []string{"-m", "comment", "--comment", CommentPrefix + ": " + c} }
 	r := func(parts ...[]string) []string { return slices.Concat(parts...) }
 	a := func(args ...string) []string { return args }
 
 	var fwd [][]string
+	// First, before an established rule could match a forged packet of a real flow.
+	for _, p := range h.inside {
+		fwd = append(fwd, r(a("-s", p.String(), "-i", iface), comment("VPC source on the egress side (spoofed)"), a("-j", "DROP")))
+	}
 	fwd = append(fwd,
 		r(a("-o", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established out"), a("-j", "ACCEPT")),
 		r(a("-i", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established in"), a("-j", "ACCEPT")),
@@ -73,10 +124,27 @@ func desiredChains(s Spec, iface string) []chainSpec {
 		r(a("-o", iface, "-p", "tcp", "-m", "tcp", "--tcp-flags", "SYN,RST", "SYN"), comment("clamp MSS to PMTU"), a("-j", "TCPMSS", "--clamp-mss-to-pmtu")),
 	}
 
+	var input [][]string
+	if s.AgentPort > 0 {
+		port := a("-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(s.AgentPort))
+		// Replies to this host's own connections that happened to use the port as their
+		// source port (it lies in ip_local_port_range) are not connections to the agent.
+		input = append(input,
+			r(port, a("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("agent port, replies"), a("-j", "ACCEPT")),
+			r(a("-i", "lo"), port, comment("agent port from this host"), a("-j", "ACCEPT")))
+		for _, p := range s.agentSources() {
+			input = append(input, r(a("-s", p.String()), port, comment("agent port from an allowed source"), a("-j", "ACCEPT")))
+		}
+		// DROP rather than REJECT: the port answers on the public address too, and a silent
+		// drop neither confirms it to scanners nor sends resets to forged sources.
+		input = append(input, r(port, comment("agent port closed to other sources"), a("-j", "DROP")))
+	}
+
 	chains := owned()
 	chains[0].Rules = fwd
 	chains[1].Rules = nat
 	chains[2].Rules = mangle
+	chains[3].Rules = input
 	return chains
 }
 

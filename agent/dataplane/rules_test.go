@@ -68,11 +68,11 @@ func TestTarget(t *testing.T) {
 }
 
 func TestDesiredChainsNeverEmptyInterface(t *testing.T) {
-	s := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
-	for _, c := range desiredChains(s, "eth0") {
+	s := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10"), AgentPort: 7070}
+	for _, c := range desiredChains(s, hostView{iface: "eth0", inside: pfx("198.18.20.0/24")}) {
 		for _, r := range c.Rules {
 			for i, a := range r {
-				if (a == "-o" || a == "-i") && (i+1 >= len(r) || r[i+1] != "eth0") {
+				if (a == "-o" || a == "-i") && (i+1 >= len(r) || r[i+1] != "eth0" && r[i+1] != "lo") {
 					t.Fatalf("%s: rule with a bad interface: %q", c.Name, r)
 				}
 			}
@@ -83,7 +83,11 @@ func TestDesiredChainsNeverEmptyInterface(t *testing.T) {
 func TestDesiredRules(t *testing.T) {
 	s := Spec{VPCCIDRs: pfx("198.18.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
 	var got []string
-	for _, c := range desiredChains(s, "eth0") {
+	chains, absent := wantedChains(s, &hostView{iface: "eth0"})
+	if len(absent) != 1 || absent[0].Name != ChainInput {
+		t.Fatalf("without an agent port, absent = %v", absent)
+	}
+	for _, c := range chains {
 		got = append(got, "*"+c.Table+" "+ruleLine(c.Parent, c.Jump()))
 		for _, r := range c.Rules {
 			got = append(got, ruleLine(c.Name, r))
@@ -108,5 +112,47 @@ func TestDesiredRules(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestDesiredRulesAgentPortAndSpoofing(t *testing.T) {
+	s := Spec{VPCCIDRs: pfx("198.18.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10"),
+		AgentPort: 7070, AgentSourceCIDRs: pfx("100.64.0.0/10", "203.0.113.0/24")}
+	chains, absent := wantedChains(s, &hostView{iface: "eth0", inside: pfx("198.18.20.0/24")})
+	if len(absent) != 0 || len(chains) != 4 {
+		t.Fatalf("chains %d, absent %v", len(chains), absent)
+	}
+	lines := func(c chainSpec) []string {
+		var out []string
+		for _, r := range c.Rules {
+			out = append(out, ruleLine(c.Name, r))
+		}
+		return out
+	}
+	in := chains[3]
+	if in.Table != "filter" || in.Parent != "INPUT" || in.Name != ChainInput {
+		t.Fatalf("input chain %+v", in)
+	}
+	want := []string{
+		`-A HEADNAT-INPUT -p tcp -m tcp --dport 7070 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "headnat: agent port, replies" -j ACCEPT`,
+		`-A HEADNAT-INPUT -i lo -p tcp -m tcp --dport 7070 -m comment --comment "headnat: agent port from this host" -j ACCEPT`,
+		`-A HEADNAT-INPUT -s 198.18.0.0/16 -p tcp -m tcp --dport 7070 -m comment --comment "headnat: agent port from an allowed source" -j ACCEPT`,
+		`-A HEADNAT-INPUT -s 100.64.0.0/10 -p tcp -m tcp --dport 7070 -m comment --comment "headnat: agent port from an allowed source" -j ACCEPT`,
+		`-A HEADNAT-INPUT -s 203.0.113.0/24 -p tcp -m tcp --dport 7070 -m comment --comment "headnat: agent port from an allowed source" -j ACCEPT`,
+		`-A HEADNAT-INPUT -p tcp -m tcp --dport 7070 -m comment --comment "headnat: agent port closed to other sources" -j DROP`,
+	}
+	if got := lines(in); !slices.Equal(got, want) {
+		t.Fatalf("input rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := lines(chains[0])[0]; got != `-A HEADNAT-FORWARD -s 198.18.20.0/24 -i eth0 -m comment --comment "headnat: VPC source on the egress side (spoofed)" -j DROP` {
+		t.Fatalf("first forward rule: %s", got)
+	}
+	// The agent-only sources are neither forwarded nor masqueraded.
+	for _, c := range chains[:3] {
+		for _, l := range lines(c) {
+			if strings.Contains(l, "203.0.113.0/24") {
+				t.Fatalf("agent source in %s: %s", c.Name, l)
+			}
+		}
 	}
 }

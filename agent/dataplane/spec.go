@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,6 +21,8 @@ const (
 	DefaultUDPStreamTimeout = 120 * time.Second
 	// DefaultStatePath is where Apply records the sysctl values it replaced.
 	DefaultStatePath = "/run/headnat/dataplane.json"
+	// DefaultLockPath is the host-wide lock that serialises Apply and Remove.
+	DefaultLockPath = "/run/headnat/dataplane.lock"
 
 	// Bounds of a ConntrackMax sized to memory (MemTotal in bytes / 4096).
 	MinAutoConntrackMax = 65536
@@ -52,6 +55,19 @@ type Spec struct {
 	// StatePath is where Apply records the sysctl values it replaced, so that Remove can
 	// restore them. "" means DefaultStatePath.
 	StatePath string
+	// AgentPort is the agent's TCP port (its listen port). When set, filter/HEADNAT-INPUT
+	// admits it only from loopback, VPCCIDRs, ExtraSourceCIDRs and AgentSourceCIDRs, and
+	// drops it from everywhere else (the public address included). 0 means no INPUT rules at
+	// all: Apply removes HEADNAT-INPUT and its jump if they exist.
+	AgentPort int
+	// AgentSourceCIDRs are further sources allowed to reach AgentPort only (not forwarded,
+	// not masqueraded), e.g. the tailnet 100.64.0.0/10. They may overlap the other lists.
+	AgentSourceCIDRs []netip.Prefix
+	// KeepJumpPosition leaves headnat's jumps in the filter table where they stand even when
+	// a foreign rule above them accepts traffic (the operator's choice, reported as a note
+	// by Apply and not as a deviation by Verify). By default Apply moves the jump back to the
+	// top of the built-in chain, where only tailscaled's own jump may stand above it.
+	KeepJumpPosition bool
 }
 
 // WithDefaults returns the spec with zero fields replaced by their defaults (ConntrackMax
@@ -126,6 +142,20 @@ func (s Spec) Validate() error {
 			return fmt.Errorf("%s %s is not a whole number of seconds", t.what, t.d)
 		}
 	}
+	if s.AgentPort < 0 || s.AgentPort > 65535 {
+		return fmt.Errorf("agent port %d out of range: 0 (no INPUT rules) or 1..65535", s.AgentPort)
+	}
+	for i, p := range s.AgentSourceCIDRs {
+		if err := validatePrefix("agent source CIDR", p); err != nil {
+			return err
+		}
+		if slices.Contains(s.AgentSourceCIDRs[:i], p) {
+			return fmt.Errorf("agent source CIDR %s is listed twice", p)
+		}
+	}
+	if s.AgentPort == 0 && len(s.AgentSourceCIDRs) > 0 {
+		return errors.New("agent source CIDRs given without an agent port")
+	}
 	if s.StatePath != "" && !filepath.IsAbs(s.StatePath) {
 		return fmt.Errorf("state path %q is not absolute", s.StatePath)
 	}
@@ -173,6 +203,18 @@ func conntrackMaxFor(memTotalBytes uint64) int {
 		n = MaxAutoConntrackMax
 	}
 	return int(n)
+}
+
+// agentSources is every source CIDR allowed to reach the agent port: the VPC, the extra
+// sources, then the agent-only ones not already listed.
+func (s Spec) agentSources() []netip.Prefix {
+	out := s.sources()
+	for _, p := range s.AgentSourceCIDRs {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // sources is every source CIDR allowed out and masqueraded, VPC first.

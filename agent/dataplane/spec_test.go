@@ -55,6 +55,13 @@ func TestValidate(t *testing.T) {
 		{"udp timeout fraction", func(s *Spec) { s.UDPTimeout = 1500 * time.Millisecond }, "whole number of seconds"},
 		{"udp stream long", func(s *Spec) { s.UDPStreamTimeout = 48 * time.Hour }, "UDP stream timeout"},
 		{"relative state", func(s *Spec) { s.StatePath = "state.json" }, "not absolute"},
+		{"agent port", func(s *Spec) { s.AgentPort = 7070; s.AgentSourceCIDRs = pfx("100.64.0.0/10", "198.18.0.0/16") }, ""},
+		{"agent port negative", func(s *Spec) { s.AgentPort = -1 }, "agent port -1 out of range"},
+		{"agent port too big", func(s *Spec) { s.AgentPort = 65536 }, "agent port 65536 out of range"},
+		{"agent source host bits", func(s *Spec) { s.AgentPort = 7070; s.AgentSourceCIDRs = pfx("100.64.0.1/10") }, "agent source CIDR 100.64.0.1/10 has host bits"},
+		{"agent source everything", func(s *Spec) { s.AgentPort = 7070; s.AgentSourceCIDRs = pfx("0.0.0.0/0") }, "covers every address"},
+		{"agent source twice", func(s *Spec) { s.AgentPort = 7070; s.AgentSourceCIDRs = pfx("100.64.0.0/10", "100.64.0.0/10") }, "listed twice"},
+		{"agent source without port", func(s *Spec) { s.AgentSourceCIDRs = pfx("100.64.0.0/10") }, "without an agent port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,9 +46,9 @@ type sysctlWant struct {
 func normValue(v string) string { return strings.Join(strings.Fields(v), " ") }
 
 // desiredSysctls lists the parameters to set, ip_forward last: forwarding is only switched
-// on once everything else (including the filter rules) is in place. Without an interface
-// (Verify when it cannot be resolved) the per-interface keys are left out.
-func (d *Dataplane) desiredSysctls(s Spec, iface string) ([]sysctlWant, error) {
+// on once everything else (including the filter rules) is in place. Without a host view
+// (Verify when the interface cannot be resolved) the per-interface keys are left out.
+func (d *Dataplane) desiredSysctls(s Spec, h *hostView) ([]sysctlWant, error) {
 	s = s.WithDefaults()
 	ctMax := s.ConntrackMax
 	if ctMax == 0 {
@@ -61,10 +61,14 @@ func (d *Dataplane) desiredSysctls(s Spec, iface string) ([]sysctlWant, error) {
 	secs := func(v interface{ Seconds() float64 }) string { return strconv.Itoa(int(v.Seconds())) }
 	// send_redirects is effective when all or the interface has it: clear both.
 	want := []sysctlWant{{Key: KeyAllSendRedirects, Value: "0"}}
-	if iface != "" {
+	if h != nil {
+		iface := h.iface
 		want = append(want, sysctlWant{Key: ConfKey(iface, "send_redirects"), Value: "0"})
-		// The effective rp_filter is max(all, iface); only strict (1) drops what a NAT
-		// forwards on asymmetric paths, so relax the interface to loose (2) only then.
+		// The effective rp_filter is max(all, iface). On a single-interface NAT strict (1)
+		// can drop what it forwards when policy routing (tailscaled's table 52) gives a
+		// source arriving on iface another reverse path, so relax the interface to loose (2)
+		// only then. On a two-interface NAT strict is what drops a VPC source forged on the
+		// egress side, so it is left alone (the spoofed-source rule drops those anyway).
 		all, err := d.getInt(KeyAllRPFilter)
 		if err != nil {
 			return nil, err
@@ -74,7 +78,7 @@ func (d *Dataplane) desiredSysctls(s Spec, iface string) ([]sysctlWant, error) {
 		if err != nil {
 			return nil, err
 		}
-		if max(all, ifv) == 1 {
+		if max(all, ifv) == 1 && len(h.inside) == 0 {
 			want = append(want, sysctlWant{Key: ifKey, Value: "2"})
 		}
 	}

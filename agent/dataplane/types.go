@@ -9,12 +9,14 @@ import (
 const (
 	KindSysctl           = "sysctl"
 	KindChainMissing     = "chain-missing"
+	KindChainUnexpected  = "chain-unexpected"
 	KindRuleMissing      = "rule-missing"
 	KindRuleDuplicate    = "rule-duplicate"
 	KindRuleUnexpected   = "rule-unexpected"
 	KindRuleOrder        = "rule-order"
 	KindJumpMissing      = "jump-missing"
 	KindJumpDuplicate    = "jump-duplicate"
+	KindJumpBypassed     = "jump-bypassed"
 	KindInterfaceMissing = "interface-missing"
 	KindInterfaceDown    = "interface-down"
 )
@@ -36,6 +38,8 @@ func (f Finding) String() string {
 		return fmt.Sprintf("sysctl %s is %q, want %q", f.Key, f.Got, f.Want)
 	case KindChainMissing:
 		return fmt.Sprintf("chain-missing: %s does not exist", where)
+	case KindChainUnexpected:
+		return fmt.Sprintf("chain-unexpected: %s exists, but the spec wants none (no agent port)", where)
 	case KindRuleMissing:
 		return fmt.Sprintf("rule-missing in %s: %s", where, f.Want)
 	case KindRuleDuplicate:
@@ -48,12 +52,22 @@ func (f Finding) String() string {
 		return fmt.Sprintf("jump-missing: %s has no jump to %s: %s", where, f.Key, f.Want)
 	case KindJumpDuplicate:
 		return fmt.Sprintf("jump-duplicate: %s jumps to %s %s", where, f.Key, f.Got)
+	case KindJumpBypassed:
+		return fmt.Sprintf("jump-bypassed: in %s, a foreign rule above the jump to %s accepts traffic headnat never sees: %s", where, f.Key, f.Got)
 	case KindInterfaceMissing:
 		return fmt.Sprintf("interface-missing: egress interface %s: %s", f.Key, f.Got)
 	case KindInterfaceDown:
 		return fmt.Sprintf("interface-down: egress interface %s is %s", f.Key, f.Got)
 	}
 	return fmt.Sprintf("%s: table=%s chain=%s key=%s want=%q got=%q", f.Kind, f.Table, f.Chain, f.Key, f.Want, f.Got)
+}
+
+// Deviations says "1 deviation" or "n deviations".
+func Deviations(n int) string {
+	if n == 1 {
+		return "1 deviation"
+	}
+	return fmt.Sprintf("%d deviations", n)
 }
 
 // Change kinds reported by Apply and Remove.
@@ -122,7 +136,8 @@ type ChainPlan struct {
 	Table  string
 	Parent string
 	Chain  string
-	Jump   string // the rule in Parent, inserted at the top when absent
+	Jump   string // the rule in Parent, kept at the top
+	Below  string // a foreign chain whose jump may stand above it (tailscaled's), or ""
 	Rules  []string
 }
 
@@ -148,7 +163,11 @@ func (p Plan) String() string {
 		for _, r := range c.Rules {
 			fmt.Fprintf(&b, "  %s\n", r)
 		}
-		fmt.Fprintf(&b, "  %s (at the top when absent)\n", c.Jump)
+		if c.Below != "" {
+			fmt.Fprintf(&b, "  %s (at the top, below -j %s if that leads)\n", c.Jump, c.Below)
+		} else {
+			fmt.Fprintf(&b, "  %s (at the top when absent)\n", c.Jump)
+		}
 	}
 	if len(p.Findings) == 0 {
 		b.WriteString("the host already matches: apply would change nothing\n")

@@ -49,7 +49,8 @@ func main() {
 }
 
 // dispatch runs the subcommand named by args[0] and returns the exit code: 0 success, 1
-// failure, 2 usage error. A failure is reported as one line on stderr.
+// failure, 2 usage error, or the code of an error with an ExitCode method. A failure is
+// reported as one line on stderr.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printUsage(stderr)
@@ -73,6 +74,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stderr, "headnat %s: %s\n", args[0], oneLine(err.Error()))
 	if errors.As(err, new(usageError)) {
 		return 2
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	return 1
 }

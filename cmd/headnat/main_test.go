@@ -44,13 +44,23 @@ func TestDispatchExitCodes(t *testing.T) {
 		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/33"}, 2, "not a CIDR: prefix length out of range"},
 		{[]string{"dataplane", "apply", "--vpc-cidr", "banana"}, 2, "not a CIDR"},
 		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16,"}, 2, "empty CIDR"},
-		{[]string{"dataplane", "apply", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"dataplane", "apply", "--bogus"}, 2, "unknown flag --bogus"},
 		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16", "extra"}, 2, `unexpected argument "extra"`},
-		{[]string{"dataplane", "verify", "--dry-run", "--vpc-cidr", "198.18.0.0/16"}, 2, "only for apply"},
-		{[]string{"dataplane", "apply"}, 1, "no VPC CIDR given"},
-		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.1/16"}, 1, "host bits set"},
-		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16", "--udp-timeout", "-1s"}, 1, "UDP timeout"},
-		{[]string{"dataplane", "verify", "--vpc-cidr", "198.18.0.0/16", "--egress-interface", "eth+"}, 1, "not a valid interface name"},
+		{[]string{"dataplane", "verify", "--dry-run", "--vpc-cidr", "198.18.0.0/16"}, 2, "--dry-run is only for apply"},
+		{[]string{"dataplane", "apply", "--vpc-cidr"}, 2, "flag needs an argument: --vpc-cidr"},
+		{[]string{"dataplane", "apply", "--agent-port", "x"}, 2, `invalid value "x" for flag --agent-port`},
+		{[]string{"dataplane", "apply"}, 2, "no VPC CIDR given"},
+		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.1/16"}, 2, "host bits set"},
+		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16", "--udp-timeout", "-1s"}, 2, "UDP timeout"},
+		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16", "--agent-port", "70000"}, 2, "agent port 70000 out of range"},
+		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16", "--agent-port", "0", "--agent-source-cidr", "100.64.0.0/10"}, 2, "without an agent port"},
+		{[]string{"dataplane", "verify", "--vpc-cidr", "198.18.0.0/16", "--egress-interface", "eth+"}, 2, "not a valid interface name"},
+		{[]string{"dataplane", "remove", "--vpc-cidr", "198.18.0.0/16"}, 2, "--vpc-cidr is not a flag of remove (remove takes only --state-path)"},
+		{[]string{"dataplane", "remove", "--state-path", "rel.json"}, 2, "not absolute"},
+		// Past the command line, the host's data plane is reached (refused by TestMain):
+		// apply fails with 1, verify cannot inspect the host, 3.
+		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16"}, 1, "test reached the host's data plane"},
+		{[]string{"dataplane", "verify", "--vpc-cidr", "198.18.0.0/16"}, 3, "verify: could not inspect the host: test reached"},
 	} {
 		code, _, stderr := run(t, tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.stderr) {
@@ -69,8 +79,18 @@ func TestVersionAndHelp(t *testing.T) {
 	if code, out, _ := run(t, "help"); code != 0 || !strings.Contains(out, "dataplane") {
 		t.Fatalf("help: %d %q", code, out)
 	}
-	if code, out, _ := run(t, "dataplane", "apply", "-h"); code != 0 || !strings.Contains(out, "--vpc-cidr") && !strings.Contains(out, "-vpc-cidr") {
-		t.Fatalf("dataplane -h: %d %q", code, out)
+	code, out, _ := run(t, "dataplane", "apply", "-h")
+	if code != 0 {
+		t.Fatalf("dataplane -h: exit %d", code)
+	}
+	for _, w := range []string{"--vpc-cidr CIDR[,CIDR...]", "--agent-port PORT", "(default 7070)", "--state-path PATH",
+		"--keep-jump-position", "flags of remove:\n  --state-path PATH", "3  verify: the host could not be inspected"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("dataplane -h lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, " -vpc-cidr") || strings.Contains(out, "-cidr value") {
+		t.Errorf("dataplane -h shows a single-dash flag or a bare value placeholder:\n%s", out)
 	}
 }
 
@@ -79,7 +99,8 @@ func TestParseDataplaneFlags(t *testing.T) {
 		"--vpc-cidr", "198.18.0.0/16,198.19.0.0/24", "--vpc-cidr=198.19.1.0/24",
 		"--extra-source-cidr", "100.64.0.0/10", "--egress-interface", "eth1",
 		"--conntrack-max", "100000", "--tcp-established-timeout", "3h", "--udp-timeout", "20s",
-		"--udp-stream-timeout", "3m", "--state-path", "/tmp/s.json", "--dry-run"}, &bytes.Buffer{})
+		"--udp-stream-timeout", "3m", "--state-path", "/tmp/s.json", "--dry-run",
+		"--agent-port", "8080", "--agent-source-cidr", "203.0.113.0/24", "--keep-jump-position"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,18 +113,22 @@ func TestParseDataplaneFlags(t *testing.T) {
 		UDPTimeout:            20 * time.Second,
 		UDPStreamTimeout:      3 * time.Minute,
 		StatePath:             "/tmp/s.json",
+		AgentPort:             8080,
+		AgentSourceCIDRs:      []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
+		KeepJumpPosition:      true,
 	}
 	if c.action != "apply" || !c.dryRun || c.spec.EgressInterface != want.EgressInterface ||
 		!slices.Equal(c.spec.VPCCIDRs, want.VPCCIDRs) || !slices.Equal(c.spec.ExtraSourceCIDRs, want.ExtraSourceCIDRs) ||
 		c.spec.ConntrackMax != want.ConntrackMax || c.spec.TCPEstablishedTimeout != want.TCPEstablishedTimeout ||
-		c.spec.UDPTimeout != want.UDPTimeout || c.spec.UDPStreamTimeout != want.UDPStreamTimeout || c.spec.StatePath != want.StatePath {
+		c.spec.UDPTimeout != want.UDPTimeout || c.spec.UDPStreamTimeout != want.UDPStreamTimeout || c.spec.StatePath != want.StatePath ||
+		c.spec.AgentPort != want.AgentPort || !slices.Equal(c.spec.AgentSourceCIDRs, want.AgentSourceCIDRs) || c.spec.KeepJumpPosition != want.KeepJumpPosition {
 		t.Fatalf("parsed %+v", c)
 	}
 	c, err = parseDataplane([]string{"verify", "--vpc-cidr", "198.18.0.0/16"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.spec.StatePath != dataplane.DefaultStatePath || c.spec.TCPEstablishedTimeout != dataplane.DefaultTCPEstablishedTimeout {
+	if c.spec.StatePath != dataplane.DefaultStatePath || c.spec.TCPEstablishedTimeout != dataplane.DefaultTCPEstablishedTimeout || c.spec.AgentPort != 7070 {
 		t.Fatalf("defaults: %+v", c.spec)
 	}
 }

@@ -114,6 +114,11 @@ func (l *lab) args(action string, extra ...string) []string {
 	return append([]string{"dataplane", action, "--vpc-cidr", topo.VPCCIDR, "--state-path", l.state}, extra...)
 }
 
+// remove is the command line of remove, which takes only the state path.
+func (l *lab) remove() []string {
+	return []string{"dataplane", "remove", "--state-path", l.state}
+}
+
 func (l *lab) apply(t *testing.T, extra ...string) run {
 	t.Helper()
 	return mustHeadnat(t, l.NAT, l.args("apply", extra...)...)
@@ -272,7 +277,7 @@ func TestApplyTenTimesWritesEachRuleOnce(t *testing.T) {
 	extra := []string{"--vpc-cidr", "198.19.0.0/24,198.19.8.0/21", "--extra-source-cidr", "100.64.0.0/10"}
 	dry := mustHeadnat(t, l.NAT, l.args("apply", append(extra, "--dry-run")...)...)
 	want := desiredByChain(dry.stdout)
-	if len(want) != 3 {
+	if len(want) != 4 {
 		t.Fatalf("dry run lists chains %v", want)
 	}
 	first := l.apply(t, extra...)
@@ -295,7 +300,7 @@ func TestApplyTenTimesWritesEachRuleOnce(t *testing.T) {
 	// The kernel lists back exactly the canonical rules the dry run printed, in order, and
 	// each built-in chain jumps once.
 	for table, chains := range map[string][][2]string{
-		"filter": {{"HEADNAT-FORWARD", "FORWARD"}},
+		"filter": {{"HEADNAT-FORWARD", "FORWARD"}, {"HEADNAT-INPUT", "INPUT"}},
 		"nat":    {{"HEADNAT-POSTROUTING", "POSTROUTING"}},
 		"mangle": {{"HEADNAT-MANGLE-FWD", "FORWARD"}},
 	} {
@@ -351,7 +356,7 @@ func TestForeignRulesSurviveApplyAndRemove(t *testing.T) {
 	if got := withoutHeadnat(rules(t, l.NAT)); got != withoutHeadnat(before) {
 		t.Fatalf("foreign rules changed by apply:\n%s\nwant:\n%s", got, before)
 	}
-	mustHeadnat(t, l.NAT, l.args("remove")...)
+	mustHeadnat(t, l.NAT, l.remove()...)
 	if got := rules(t, l.NAT); got != before {
 		t.Fatalf("rules after remove:\n%s\nwant:\n%s", got, before)
 	}
@@ -386,7 +391,7 @@ func TestRemoveStopsForwardingAndRestoresSysctls(t *testing.T) {
 		t.Fatalf("state file: %v", err)
 	}
 
-	if r := mustHeadnat(t, l.NAT, l.args("remove")...); !strings.Contains(r.stdout, "chain-delete") {
+	if r := mustHeadnat(t, l.NAT, l.remove()...); !strings.Contains(r.stdout, "chain-delete") {
 		t.Fatalf("remove did not report deleting its chains: %q", r.stdout)
 	}
 	if got := sysctls(t, l.NAT); diffMaps(sysBefore, got) != "" {
@@ -399,7 +404,7 @@ func TestRemoveStopsForwardingAndRestoresSysctls(t *testing.T) {
 		t.Fatalf("state file left behind: %v", err)
 	}
 	l.mustNotGetOut(t)
-	if r := mustHeadnat(t, l.NAT, l.args("remove")...); r.changes() != "no changes\n" {
+	if r := mustHeadnat(t, l.NAT, l.remove()...); r.changes() != "no changes\n" {
 		t.Fatalf("second remove: %q", r.stdout)
 	}
 }
@@ -452,10 +457,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"invalid CIDR", []string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/33", "--state-path", l.state}, 2, "not a CIDR"},
 		{"not a CIDR", []string{"dataplane", "apply", "--vpc-cidr", "eth0", "--state-path", l.state}, 2, "not a CIDR"},
-		{"empty CIDR list", []string{"dataplane", "apply", "--state-path", l.state}, 1, "no VPC CIDR given"},
-		{"host bits", []string{"dataplane", "apply", "--vpc-cidr", "198.18.0.1/16", "--state-path", l.state}, 1, "host bits"},
+		{"empty CIDR list", []string{"dataplane", "apply", "--state-path", l.state}, 2, "no VPC CIDR given"},
+		{"host bits", []string{"dataplane", "apply", "--vpc-cidr", "198.18.0.1/16", "--state-path", l.state}, 2, "host bits"},
 		{"unknown interface", l.args("apply", "--egress-interface", "nope0"), 1, `egress interface "nope0" does not exist`},
-		{"wildcard interface", l.args("apply", "--egress-interface", "eth+"), 1, "not a valid interface name"},
+		{"wildcard interface", l.args("apply", "--egress-interface", "eth+"), 2, "not a valid interface name"},
+		{"agent port out of range", l.args("apply", "--agent-port", "65536"), 2, "agent port 65536 out of range"},
+		{"agent source not a CIDR", l.args("apply", "--agent-source-cidr", "100.64.0.0"), 2, "not a CIDR"},
 	}
 	check := func(t *testing.T, stateWant bool) {
 		for _, b := range bad {

@@ -1,7 +1,8 @@
 // Package topo builds the data-plane lab: a private host behind a VPC router whose private
 // route table sends internet-bound traffic to a single-interface NAT instance that hairpins
-// (in and out of eth0), an IGW that maps the NAT's private address to its public one, and an
-// internet host. Tests and benchmarks of the NAT data plane share it.
+// (in and out of eth0), an IGW that maps the NAT's private address to its public one (both
+// ways), and an internet host. Tests and benchmarks of the NAT data plane share it.
+// TwoInterface builds the other shape: a NAT with an inside and an egress interface.
 //
 //	[inet] 203.0.113.1 ----- igw 203.0.113.254 (+ EIP 203.0.113.10)
 //	                         [router]  ip rule iif prv -> table 110: throw 198.18.0.0/15,
@@ -111,8 +112,10 @@ func Build(mode Mode) (_ *Topology, err error) {
 		// forward), and so do the replies of routed-mode flows.
 		{t.Router, "ip rule add iif igw to " + PrivSubnet + " lookup 120 pref 1010"},
 		{t.Router, "ip route add default via " + NATAddr + " table 120"},
-		// The IGW: the NAT's private address is mapped to its EIP; nothing else starts a flow.
+		// The IGW: the NAT's private address is mapped to its EIP both ways; nothing else
+		// starts a flow outwards.
 		{t.Router, "iptables -t nat -A POSTROUTING -o igw -s " + NATAddr + "/32 -j SNAT --to-source " + EIP},
+		{t.Router, "iptables -t nat -A PREROUTING -i igw -d " + EIP + "/32 -j DNAT --to-destination " + NATAddr},
 		{t.Router, "iptables -A FORWARD -o igw -s " + NATAddr + "/32 -j ACCEPT"},
 
 		{t.NAT, "ip route add default via " + PubGW},
@@ -198,4 +201,86 @@ func Dial(ns *netns.NS, addr string, port int, timeout time.Duration) (string, e
 		return "", fmt.Errorf("[%s] connect %s:%d: %w: %s", ns.Name, addr, port, err, strings.TrimSpace(string(out)))
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// Addresses of the two-interface lab.
+const (
+	TwoPrivAddr   = "198.18.20.2"   // the private host, behind the NAT's inside interface
+	TwoInsideAddr = "198.18.20.1"   // the NAT's eth1
+	TwoNATAddr    = "198.18.0.10"   // the NAT's eth0, its egress
+	TwoWANAddr    = "198.18.0.1"    // the upstream router on the NAT's side
+	TwoInetAddr   = "203.0.113.1"   // the internet host
+	TwoInetGW     = "203.0.113.254" // the upstream router on the internet host's side
+	TwoAtkAddr    = "198.51.100.2"  // a host on the internet that forges packets
+	TwoAtkGW      = "198.51.100.1"  // the upstream router on the attacker's side
+	TwoVPCCIDR    = "198.18.0.0/16" // both NAT interfaces are in the VPC
+)
+
+// TwoInterface is a NAT instance with two interfaces: private traffic arrives on eth1 and
+// leaves, masqueraded, by eth0 (the egress). The upstream router sends whatever arrives
+// from the attacker's link to the NAT's eth0, so a packet the attacker forges with a
+// private source reaches the NAT from the egress side, as from the internet.
+//
+//	[priv] 198.18.20.2 -- eth1 198.18.20.1 [nat] eth0 198.18.0.10 -- 198.18.0.1 [wan] 203.0.113.254 -- 203.0.113.1 [inet]
+//	                                                                     198.51.100.1 -- 198.51.100.2 [atk]
+type TwoInterface struct {
+	Priv, NAT, WAN, Inet, Atk *netns.NS
+}
+
+// NewTwoInterface builds the two-interface lab for a test and removes it when the test ends.
+func NewTwoInterface(tb testing.TB) *TwoInterface {
+	tb.Helper()
+	netns.RequireRoot(tb)
+	t := &TwoInterface{}
+	tb.Cleanup(func() {
+		for _, n := range []*netns.NS{t.Atk, t.Inet, t.WAN, t.NAT, t.Priv} {
+			if n != nil {
+				if err := n.Delete(); err != nil {
+					tb.Errorf("cleanup: %v", err)
+				}
+			}
+		}
+	})
+	for _, p := range []struct {
+		ns   **netns.NS
+		role string
+	}{{&t.Priv, "priv"}, {&t.NAT, "nat"}, {&t.WAN, "wan"}, {&t.Inet, "inet"}, {&t.Atk, "atk"}} {
+		n, err := netns.Add(p.role)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		*p.ns = n
+	}
+	netns.MustVeth(tb, t.Priv, "eth0", t.NAT, "eth1")
+	netns.MustVeth(tb, t.NAT, "eth0", t.WAN, "nat")
+	netns.MustVeth(tb, t.Inet, "eth0", t.WAN, "inet")
+	netns.MustVeth(tb, t.Atk, "eth0", t.WAN, "atk")
+	for _, s := range []struct {
+		ns   *netns.NS
+		args string
+	}{
+		{t.Priv, "ip addr add " + TwoPrivAddr + "/24 dev eth0"},
+		{t.Priv, "ip route add default via " + TwoInsideAddr},
+		{t.NAT, "ip addr add " + TwoInsideAddr + "/24 dev eth1"},
+		{t.NAT, "ip addr add " + TwoNATAddr + "/24 dev eth0"},
+		{t.NAT, "ip route add default via " + TwoWANAddr},
+		{t.NAT, "sysctl -qw net.ipv4.conf.all.send_redirects=0"},
+		{t.WAN, "ip addr add " + TwoWANAddr + "/24 dev nat"},
+		{t.WAN, "ip addr add " + TwoInetGW + "/24 dev inet"},
+		{t.WAN, "ip addr add " + TwoAtkGW + "/24 dev atk"},
+		{t.WAN, "sysctl -qw net.ipv4.ip_forward=1"},
+		{t.WAN, "sysctl -qw net.ipv4.conf.all.rp_filter=0"},
+		{t.WAN, "sysctl -qw net.ipv4.conf.atk.rp_filter=0"},
+		{t.WAN, "ip rule add iif atk lookup 130 pref 1000"},
+		{t.WAN, "ip route add default via " + TwoNATAddr + " table 130"},
+		{t.Inet, "ip addr add " + TwoInetAddr + "/24 dev eth0"},
+		{t.Inet, "ip route add default via " + TwoInetGW},
+		{t.Atk, "ip addr add " + TwoAtkAddr + "/24 dev eth0"},
+		{t.Atk, "ip route add default via " + TwoAtkGW},
+		// The forged source: the attacker holds the private host's address itself.
+		{t.Atk, "ip addr add " + TwoPrivAddr + "/32 dev lo"},
+	} {
+		s.ns.MustRun(tb, strings.Fields(s.args)...)
+	}
+	return t
 }
