@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -422,5 +423,27 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Fatalf("%d writes after bad configuration", n)
 			}
 		})
+	}
+}
+
+// The data plane admits the agent's listen port only from the VPC, extra sources, loopback
+// and agent_source_cidrs; an ephemeral listen port gets no INPUT rules.
+func TestResolveAgentPort(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	for _, tc := range []struct {
+		listen string
+		port   int
+	}{{":7070", 7070}, {"127.0.0.1:0", 0}, {"198.18.0.10:17070", 17070}} {
+		a := w.newAgent("a", func(c *config.Config) {
+			c.Listen = tc.listen
+			c.AgentSourceCIDRs = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+		}, Options{})
+		sp := a.res.Spec
+		if sp.AgentPort != tc.port || (tc.port != 0) != (len(sp.AgentSourceCIDRs) == 1) {
+			t.Errorf("listen %s: agent port %d, sources %v; want port %d", tc.listen, sp.AgentPort, sp.AgentSourceCIDRs, tc.port)
+		}
+	}
+	if _, err := newAgentErr(w, "a", func(c *config.Config) { c.Listen = "nope" }); err == nil {
+		t.Error("listen without a port accepted")
 	}
 }

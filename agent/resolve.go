@@ -56,10 +56,21 @@ func Resolve(ctx context.Context, cfg config.Config, cl Cloud) (Resolved, error)
 	if len(cidrs) == 0 {
 		cidrs = r.Identity.VPCCIDRs
 	}
+	port, err := listenPort(cfg.Listen)
+	if err != nil {
+		return r, err
+	}
+	var agentSources []netip.Prefix
+	if port != 0 {
+		agentSources = cfg.AgentSourceCIDRs
+	}
 	r.Spec = dataplane.Spec{
 		EgressInterface:       cfg.EgressInterface,
 		VPCCIDRs:              cidrs,
 		ExtraSourceCIDRs:      cfg.ExtraSourceCIDRs,
+		AgentPort:             port,
+		AgentSourceCIDRs:      agentSources,
+		KeepJumpPosition:      cfg.KeepJumpPosition,
 		ConntrackMax:          cfg.Conntrack.Max,
 		TCPEstablishedTimeout: cfg.Conntrack.TCPEstablishedTimeout,
 		UDPTimeout:            cfg.Conntrack.UDPTimeout,
@@ -72,15 +83,16 @@ func Resolve(ctx context.Context, cfg config.Config, cl Cloud) (Resolved, error)
 	return r, nil
 }
 
-// listenPort is the TCP port of a listen address (":7070" -> 7070).
+// listenPort is the TCP port of a listen address (":7070" -> 7070); 0 for an ephemeral port,
+// which gets no INPUT rules.
 func listenPort(listen string) (int, error) {
 	_, p, err := net.SplitHostPort(listen)
 	if err != nil {
 		return 0, fmt.Errorf("listen %q: %w", listen, err)
 	}
 	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("listen %q: port must be 1-65535", listen)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("listen %q: port must be 0-65535", listen)
 	}
 	return n, nil
 }

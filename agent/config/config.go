@@ -31,17 +31,23 @@ type Config struct {
 	EgressInterface  string         `yaml:"egress_interface"` // default: from the default route
 	VPCCIDRs         []netip.Prefix `yaml:"vpc_cidrs"`        // default: from IMDS
 	ExtraSourceCIDRs []netip.Prefix `yaml:"extra_source_cidrs"`
-	RouteTables      []string       `yaml:"route_tables"` // default: every table tagged with the cluster
-	FailbackAfter    time.Duration  `yaml:"failback_after"`
-	Refresh          time.Duration  `yaml:"refresh"`         // how often the cluster is re-read from EC2
-	VerifyInterval   time.Duration  `yaml:"verify_interval"` // how often the data plane is verified and repaired
-	DrainTimeout     time.Duration  `yaml:"drain_timeout"`   // how long a drain waits for peers to take the tables
-	Probe            Probe          `yaml:"probe"`
-	Egress           Egress         `yaml:"egress"`
-	Conntrack        Conntrack      `yaml:"conntrack"`
-	AWS              AWS            `yaml:"aws"`
-	StatePath        string         `yaml:"state_path"`
-	DryRun           bool           `yaml:"dry_run"`
+	// AgentSourceCIDRs may reach the agent's port besides the VPC, extra sources and loopback
+	// (e.g. a monitoring network); they are never forwarded.
+	AgentSourceCIDRs []netip.Prefix `yaml:"agent_source_cidrs"`
+	// KeepJumpPosition leaves headnat's FORWARD jump where it is instead of moving it back to
+	// the top when a foreign rule was inserted above it.
+	KeepJumpPosition bool          `yaml:"keep_jump_position"`
+	RouteTables      []string      `yaml:"route_tables"` // default: every table tagged with the cluster
+	FailbackAfter    time.Duration `yaml:"failback_after"`
+	Refresh          time.Duration `yaml:"refresh"`         // how often the cluster is re-read from EC2
+	VerifyInterval   time.Duration `yaml:"verify_interval"` // how often the data plane is verified and repaired
+	DrainTimeout     time.Duration `yaml:"drain_timeout"`   // how long a drain waits for peers to take the tables
+	Probe            Probe         `yaml:"probe"`
+	Egress           Egress        `yaml:"egress"`
+	Conntrack        Conntrack     `yaml:"conntrack"`
+	AWS              AWS           `yaml:"aws"`
+	StatePath        string        `yaml:"state_path"`
+	DryRun           bool          `yaml:"dry_run"`
 }
 
 // Probe sets how often and how patiently peers and egress are checked.
@@ -270,6 +276,8 @@ func Keys() []Key {
 		str("egress_interface", "egress interface (default: from the default route)", func(c *Config) *string { return &c.EgressInterface }),
 		cidrs("vpc_cidrs", "VPC CIDRs to NAT (default: from IMDS)", func(c *Config) *[]netip.Prefix { return &c.VPCCIDRs }),
 		cidrs("extra_source_cidrs", "extra source CIDRs to NAT", func(c *Config) *[]netip.Prefix { return &c.ExtraSourceCIDRs }),
+		cidrs("agent_source_cidrs", "extra sources that may reach the agent's port (it always admits the VPC, extra sources and loopback)", func(c *Config) *[]netip.Prefix { return &c.AgentSourceCIDRs }),
+		boolean("keep_jump_position", "leave headnat's iptables jumps where they are when a foreign rule sits above them (verify still reports it)", func(c *Config) *bool { return &c.KeepJumpPosition }),
 		list("route_tables", "rtb-ID[,rtb-ID...]", "route tables to manage (default: every table tagged with the cluster)", func(c *Config) *[]string { return &c.RouteTables }),
 		dur("failback_after", "how long the home-AZ instance must be healthy before taking its tables back", func(c *Config) *time.Duration { return &c.FailbackAfter }),
 		dur("refresh", "how often the cluster (members, route tables) is re-read from EC2", func(c *Config) *time.Duration { return &c.Refresh }),
@@ -416,6 +424,7 @@ func (c *Config) Validate() error {
 	}
 	checkCIDRs("vpc_cidrs", c.VPCCIDRs)
 	checkCIDRs("extra_source_cidrs", c.ExtraSourceCIDRs)
+	checkCIDRs("agent_source_cidrs", c.AgentSourceCIDRs)
 	for _, id := range c.RouteTables {
 		if !strings.HasPrefix(id, "rtb-") {
 			bad("route_tables: %q is not a route table id (rtb-...)", id)
