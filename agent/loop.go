@@ -25,37 +25,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	id := a.res.Identity
 	a.log.Info("starting", "instance", id.InstanceID, "az", id.AZ, "eni", id.ENI, "cluster", a.res.Cluster.Name,
 		"tables", len(a.res.Cluster.Tables), "members", len(a.res.Cluster.Instances), "dry_run", a.cfg.DryRun)
-	// Listen first: a port in use is bad configuration, found before anything changes.
-	var ln net.Listener
-	if !a.opts.Once {
-		var err error
-		if ln, err = net.Listen("tcp", a.cfg.Listen); err != nil {
-			return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
-		}
-		defer ln.Close()
-	}
-	if a.cfg.DryRun {
-		a.log.Info("dry run: not applying the data plane, not changing source/dest check, logging route writes only")
-	} else {
-		res, err := a.dp.Apply(ctx, a.res.Spec)
-		if err != nil {
-			return fmt.Errorf("apply data plane: %w", err)
-		}
-		a.log.Info("data plane applied", "changes", len(res.Changes), "notes", res.Notes)
-		if err := a.cl.SourceDestCheckOff(ctx); err != nil {
-			return fmt.Errorf("turn source/dest check off: %w", err)
-		}
-		a.log.Info("source/dest check off", "eni", id.ENI)
-	}
 	if a.opts.Once {
+		if err := a.prepare(ctx); err != nil {
+			return err
+		}
 		return a.once(ctx)
 	}
+	// Listen and serve first: a port in use is bad configuration, found before anything
+	// changes; and a restarted agent answers "starting" at once, so that peers keep its
+	// tables for the restart grace instead of timing out on a port that accepts but is mute.
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+	}
+	defer ln.Close()
 	srv := server.New(server.Options{Source: server.SourceFuncs{HealthzFunc: a.healthz, StatusFunc: a.status}, Metrics: a.metrics, Logger: a.log})
 	var wg sync.WaitGroup
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
+	defer func() {
+		stop()
+		a.writer.Wait()
+		wg.Wait()
+	}()
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- srv.Serve(loopCtx, ln) })
+	if err := a.prepare(ctx); err != nil {
+		return err
+	}
 	if !a.cfg.DryRun {
 		wg.Go(func() { a.every(loopCtx, a.cfg.VerifyInterval, a.verifyAndRepair) })
 	}
@@ -81,10 +77,25 @@ loop:
 	if runErr == nil && !a.cfg.DryRun {
 		a.drain(loopCtx)
 	}
-	stop()
-	a.writer.Wait()
-	wg.Wait()
 	return runErr
+}
+
+// prepare makes the host a NAT router and turns source/dest check off (not in a dry run).
+func (a *Agent) prepare(ctx context.Context) error {
+	if a.cfg.DryRun {
+		a.log.Info("dry run: not applying the data plane, not changing source/dest check, logging route writes only")
+		return nil
+	}
+	res, err := a.dp.Apply(ctx, a.res.Spec)
+	if err != nil {
+		return fmt.Errorf("apply data plane: %w", err)
+	}
+	a.log.Info("data plane applied", "changes", len(res.Changes), "notes", res.Notes)
+	if err := a.cl.SourceDestCheckOff(ctx); err != nil {
+		return fmt.Errorf("turn source/dest check off: %w", err)
+	}
+	a.log.Info("source/dest check off", "eni", a.res.Identity.ENI)
+	return nil
 }
 
 // every runs fn now and then every d until ctx ends.
