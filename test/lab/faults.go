@@ -22,7 +22,7 @@ func (l *Lab) Kill(site string) error {
 			return err
 		}
 	}
-	l.log.Info("instance killed", "az", s.Zone, "instance", s.InstanceID)
+	l.log.Info("instance killed", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
@@ -44,7 +44,7 @@ func (l *Lab) Revive(site string) error {
 			return err
 		}
 	}
-	l.log.Info("instance revived", "az", s.Zone, "instance", s.InstanceID)
+	l.log.Info("instance revived", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
@@ -68,15 +68,15 @@ func (l *Lab) BreakEgress(site string) error {
 	if err := l.faultRule("-i", s.pubIf(), "-o", "igw", "-m", "comment", "--comment", "break-egress "+s.Name, "-j", "DROP"); err != nil {
 		return err
 	}
-	l.log.Info("egress broken", "az", s.Zone)
+	l.log.Info("egress broken", "nat", s.Name)
 	return nil
 }
 
-// Partition drops traffic between the NAT instances over the VPC, both ways; both keep their
-// egress and their private subnets.
+// Partition drops traffic between the NAT instances over the VPC, every pair both ways; all
+// keep their egress and their private subnets.
 func (l *Lab) Partition() error {
-	for _, a := range l.Sites {
-		for _, b := range l.Sites {
+	for _, a := range l.NATs {
+		for _, b := range l.NATs {
 			if a == b {
 				continue
 			}
@@ -119,7 +119,7 @@ func (l *Lab) Reset() error {
 	if err := l.Heal(); err != nil {
 		return err
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.Revive(s.Name); err != nil {
 			return fmt.Errorf("revive %s: %w", s.Name, err)
 		}
@@ -142,7 +142,7 @@ func (l *Lab) Dump() string {
 		show("router", l.Router.Run, "ip", "route", "show", "table", "all")
 		show("router", l.Router.Run, "iptables-save", "-c")
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if s.NAT == nil {
 			continue
 		}

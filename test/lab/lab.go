@@ -1,7 +1,8 @@
 // Package lab is the headnat lab as a library: one kernel, network namespaces for the internet,
-// the VPC router with its IGW, two AZs each with a NAT instance (real agent, own IMDS mock) and
-// a private client host, and the in-process VPC simulator whose route tables drive the router's
-// kernel routes. cmd/headnat-lab and the end-to-end tests in this package both build on it.
+// the VPC router with its IGW, two AZs each with one or more NAT instances (real agent, own IMDS
+// mock) and a private client host, and the in-process VPC simulator whose route tables drive the
+// router's kernel routes. cmd/headnat-lab and the end-to-end tests in this package both build on
+// it.
 package lab
 
 import (
@@ -38,6 +39,11 @@ type Options struct {
 	// "HEADNAT_PROBE_INTERVAL=100ms".
 	AgentEnv []string
 	NoAgents bool // build everything but do not start the agents
+	// NATsPerAZ is the number of NAT instances in every AZ; default 1. NATs overrides it per
+	// AZ, e.g. {"a": 2, "b": 1}. An AZ's first NAT is named after the AZ ("a"), the others
+	// "a2", "a3", ... (see Site).
+	NATsPerAZ int
+	NATs      map[string]int
 	// ReadyTimeout bounds the wait for both hosts to reach the echo server through their own
 	// AZ's NAT; default 90s.
 	ReadyTimeout time.Duration
@@ -53,7 +59,8 @@ type Lab struct {
 	imdsB string
 
 	Inet, Router *netns.NS
-	Sites        []*Site
+	Sites        []*Site // the first NAT of every AZ, one per AZ: a, b
+	NATs         []*Site // every NAT instance, AZ by AZ: a, a2, b
 	Sim          *vpcsim.Sim
 
 	nss     []*netns.NS
@@ -61,7 +68,7 @@ type Lab struct {
 
 	mu       sync.Mutex
 	state    *State
-	agents   map[string]*proc // by site name
+	agents   map[string]*proc // by NAT name
 	imds     map[string]*proc
 	moves    []Move
 	requests []APIRequest
@@ -126,6 +133,10 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 90 * time.Second
 	}
+	counts, err := opts.NATCounts()
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -149,7 +160,6 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l = &Lab{
 		opts: opts, log: log, dir: opts.StateDir,
 		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
-		Sites:  defaultSites(),
 		agents: map[string]*proc{},
 		imds:   map[string]*proc{},
 		state: &State{
@@ -157,6 +167,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 			Created: time.Now().UTC(),
 		},
 	}
+	l.Sites, l.NATs = newSites(counts)
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -177,7 +188,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.startEcho(); err != nil {
 		return l, fmt.Errorf("echo server: %w", err)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.startIMDS(ctx, s); err != nil {
 			return l, fmt.Errorf("imds %s: %w", s.Name, err)
 		}
@@ -185,7 +196,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.NoAgents {
 		return l, nil
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.StartAgent(s.Name); err != nil {
 			return l, err
 		}
@@ -193,7 +204,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	l.stopWatch = stopWatch
 	go l.watchDecisions(wctx)
-	log.Info("waiting for both private hosts to reach the internet through their own AZ's NAT")
+	log.Info("waiting for every private host to reach the internet through its own AZ's NAT")
 	if err := l.WaitHome(ctx, opts.ReadyTimeout); err != nil {
 		return l, err
 	}
@@ -203,14 +214,25 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 // Dir is the lab's state directory (state file, logs).
 func (l *Lab) Dir() string { return l.dir }
 
-// Site returns the site named name ("a" or "b"; "us-east-1a" works too).
+// Site returns the NAT instance named name: "a", "b", "a2", ... ("nat-a2" works too; "a1" and
+// "us-east-1a" name an AZ's first NAT).
 func (l *Lab) Site(name string) (*Site, error) {
-	for _, s := range l.Sites {
-		if s.Name == name || s.Zone == name {
+	n := strings.TrimPrefix(name, "nat-")
+	for _, s := range l.NATs {
+		if s.Name == n || s.Index == 1 && (s.Zone == n || s.AZ+"1" == n) {
 			return s, nil
 		}
 	}
-	return nil, fmt.Errorf("no AZ %q in the lab (have a, b)", name)
+	return nil, fmt.Errorf("no NAT instance %q in the lab (have %s)", name, strings.Join(l.NATNames(), ", "))
+}
+
+// NATNames lists the NAT instances' names: a, a2, b.
+func (l *Lab) NATNames() []string {
+	var names []string
+	for _, s := range l.NATs {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // MustSite is Site for names known to be valid.
@@ -222,19 +244,19 @@ func (l *Lab) MustSite(name string) *Site {
 	return s
 }
 
-// Other returns the other site of a two-AZ lab.
+// Other returns the first NAT of the other AZ of a two-AZ lab.
 func (l *Lab) Other(s *Site) *Site {
 	for _, o := range l.Sites {
-		if o != s {
+		if o.AZ != s.AZ {
 			return o
 		}
 	}
 	return nil
 }
 
-// siteByENI maps an ENI to its site ("" if none).
+// siteByENI maps an ENI to its NAT instance (nil if none).
 func (l *Lab) siteByENI(eni string) *Site {
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if s.ENI == eni {
 			return s
 		}
@@ -384,7 +406,7 @@ func (l *Lab) StartAgent(site string, extraEnv ...string) error {
 	l.agents[s.Name] = p
 	l.mu.Unlock()
 	l.recordPid("agent-"+s.Name, p.pid())
-	l.log.Info("agent started", "az", s.Zone, "pid", p.pid())
+	l.log.Info("agent started", "nat", s.Name, "az", s.Zone, "pid", p.pid())
 	return nil
 }
 

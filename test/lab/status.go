@@ -28,15 +28,15 @@ type Status struct {
 // TableView is one private route table.
 type TableView struct {
 	ID       string `json:"id"`
-	Home     string `json:"home"`   // site
-	Target   string `json:"target"` // site of the NAT it points at
+	Home     string `json:"home"`   // AZ
+	Target   string `json:"target"` // the NAT it points at
 	TargetIP string `json:"target_ip,omitempty"`
 	State    string `json:"state"`
 }
 
 // AgentView is one NAT instance and its agent.
 type AgentView struct {
-	Site     string       `json:"site"`
+	Site     string       `json:"site"` // the NAT's name
 	Zone     string       `json:"zone"`
 	Instance string       `json:"instance"`
 	ENI      string       `json:"eni"`
@@ -53,7 +53,7 @@ type AgentView struct {
 func (l *Lab) Status(ctx context.Context) Status {
 	st := Status{Name: l.opts.Name, Time: time.Now().UTC()}
 	for _, s := range l.Sites {
-		tv := TableView{ID: s.RouteTable, Home: s.Name, State: "missing"}
+		tv := TableView{ID: s.RouteTable, Home: s.AZ, State: "missing"}
 		if r, ok := l.Sim.Route(s.RouteTable); ok {
 			tv.State = r.State
 			if t := l.siteByENI(r.NetworkInterfaceID); t != nil {
@@ -66,8 +66,8 @@ func (l *Lab) Status(ctx context.Context) Status {
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	st.Agents = make([]AgentView, len(l.Sites))
-	for i, s := range l.Sites {
+	st.Agents = make([]AgentView, len(l.NATs))
+	for i, s := range l.NATs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -237,7 +237,7 @@ func (l *Lab) watchDecisions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, s := range l.Sites {
+		for _, s := range l.NATs {
 			if l.AgentPid(s.Name) == 0 {
 				continue
 			}
