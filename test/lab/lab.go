@@ -1,8 +1,8 @@
 // Package lab is the headnat lab as a library: one kernel, network namespaces for the internet,
 // the VPC router with its IGW, two AZs each with one or more NAT instances (real agent, own IMDS
-// mock) and a private client host, and the in-process VPC simulator whose route tables drive the
-// router's kernel routes. cmd/headnat-lab and the end-to-end tests in this package both build on
-// it.
+// mock, restarted like the AMI's systemd unit restarts it) and a private client host, and the
+// in-process VPC simulator whose route tables drive the router's kernel routes. cmd/headnat-lab
+// and the end-to-end tests in this package both build on it.
 package lab
 
 import (
@@ -44,6 +44,11 @@ type Options struct {
 	// "a2", "a3", ... (see Site).
 	NATsPerAZ int
 	NATs      map[string]int
+	// An agent that exits is started again after RestartDelay (default 1s), as the AMI's
+	// systemd unit does (Restart=always, RestartSec=1), at most 5 starts in 10s. NoRestart
+	// turns that off. StopAgent and Kill stop an agent for good (until StartAgent or Revive).
+	NoRestart    bool
+	RestartDelay time.Duration
 	// ReadyTimeout bounds the wait for both hosts to reach the echo server through their own
 	// AZ's NAT; default 90s.
 	ReadyTimeout time.Duration
@@ -66,9 +71,11 @@ type Lab struct {
 	nss     []*netns.NS
 	servers []*http.Server
 
+	agentMu  sync.Mutex // serialises agent starts, stops and restarts
+	closing  chan struct{}
 	mu       sync.Mutex
 	state    *State
-	agents   map[string]*proc // by NAT name
+	agents   map[string]*agentSlot // by NAT name
 	imds     map[string]*proc
 	moves    []Move
 	requests []APIRequest
@@ -133,6 +140,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 90 * time.Second
 	}
+	if opts.RestartDelay == 0 {
+		opts.RestartDelay = time.Second
+	}
 	counts, err := opts.NATCounts()
 	if err != nil {
 		return nil, err
@@ -160,8 +170,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l = &Lab{
 		opts: opts, log: log, dir: opts.StateDir,
 		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
-		agents: map[string]*proc{},
-		imds:   map[string]*proc{},
+		agents:  map[string]*agentSlot{},
+		imds:    map[string]*proc{},
+		closing: make(chan struct{}),
 		state: &State{
 			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},
 			Created: time.Now().UTC(),
@@ -381,35 +392,6 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// StartAgent starts the site's agent (`headnat agent`) in its NAT namespace.
-func (l *Lab) StartAgent(site string, extraEnv ...string) error {
-	s, err := l.Site(site)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	if p := l.agents[s.Name]; p != nil {
-		if ok, _ := p.exited(); !ok {
-			l.mu.Unlock()
-			return fmt.Errorf("agent %s already running (pid %d)", s.Name, p.pid())
-		}
-	}
-	l.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(l.AgentStatePath(s.Name)), 0o755); err != nil {
-		return err
-	}
-	p, err := startProc(s.NAT, "agent-"+s.Name, l.AgentEnv(s, extraEnv...), l.AgentLog(s.Name), l.bin, "agent")
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.agents[s.Name] = p
-	l.mu.Unlock()
-	l.recordPid("agent-"+s.Name, p.pid())
-	l.log.Info("agent started", "nat", s.Name, "az", s.Zone, "pid", p.pid())
-	return nil
-}
-
 // RunAgentOnce runs `headnat agent` in the site's namespace with extra environment and waits
 // for it to exit (bounded by timeout). It returns the exit code (-1 if killed) and its output.
 // Used for agents that must refuse to start.
@@ -438,66 +420,33 @@ func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, 
 	return cmd.ProcessState.ExitCode(), string(out), nil
 }
 
-// AgentRunning reports whether the site's agent process is alive.
-func (l *Lab) AgentRunning(site string) bool {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	ok, _ := p.exited()
-	return !ok
-}
-
-// AgentPid returns the pid of the site's agent, 0 if none runs.
-func (l *Lab) AgentPid(site string) int {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	if ok, _ := p.exited(); ok {
-		return 0
-	}
-	return p.pid()
-}
-
-// StopAgent stops the site's agent with sig (SIGKILL: at once; SIGTERM: waits up to grace for
-// a graceful exit, then kills).
-func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) error {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("no agent %s", site)
-	}
-	p.stop(sig, grace)
-	l.log.Info("agent stopped", "site", site, "signal", sig.String())
-	return nil
-}
-
 // Close stops every process and removes every namespace. Safe to call more than once.
 func (l *Lab) Close() {
+	// Holding agentMu, no restart can slip in between closing and collecting the processes.
+	l.agentMu.Lock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		l.agentMu.Unlock()
 		return
 	}
 	l.closed = true
+	close(l.closing)
 	if l.stopWatch != nil {
 		l.stopWatch()
 	}
 	procs := []*proc{}
-	for _, p := range l.agents {
-		procs = append(procs, p)
+	for _, a := range l.agents {
+		if a.p != nil {
+			procs = append(procs, a.p)
+		}
 	}
 	for _, p := range l.imds {
 		procs = append(procs, p)
 	}
 	servers := l.servers
 	l.mu.Unlock()
+	l.agentMu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		wg.Add(1)
