@@ -24,8 +24,8 @@ func (l *Lab) Kill(site string) error {
 	return nil
 }
 
-// Revive brings a killed instance back: link up, default route back, agent started if it does
-// not run.
+// Revive brings a NAT instance back to health: link up, default route back, its break-egress
+// fault removed, its agent started if it does not run.
 func (l *Lab) Revive(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -36,6 +36,9 @@ func (l *Lab) Revive(site string) error {
 		// Taking the link down removed the routes through it.
 		[]string{"ip", "route", "replace", "default", "via", s.RouterPub},
 	); err != nil {
+		return err
+	}
+	if err := l.faultRuleDel(egressRule(s)...); err != nil {
 		return err
 	}
 	if !l.AgentRunning(s.Name) && !l.opts.NoAgents {
@@ -61,13 +64,26 @@ func (l *Lab) hasFaultRule(args ...string) bool {
 	return err == nil
 }
 
+// faultRuleDel removes a rule from the lab's fault chain if it is there.
+func (l *Lab) faultRuleDel(args ...string) error {
+	for range 8 { // the chain holds each rule once; bounded all the same
+		if !l.hasFaultRule(args...) {
+			return nil
+		}
+		if _, err := l.Router.Run(append([]string{"iptables", "-w", "-D", faultChain}, args...)...); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("fault rule %v still present", args)
+}
+
 // egressRule drops what a NAT sends to the internet.
 func egressRule(s *Site) []string {
 	return []string{"-i", s.pubIf(), "-o", "igw", "-m", "comment", "--comment", "break-egress " + s.Name, "-j", "DROP"}
 }
 
 // BreakEgress drops everything the NAT sends to the internet (its own probes and what it
-// forwards), keeping its VPC paths.
+// forwards), keeping its VPC paths. Revive or Heal undo it.
 func (l *Lab) BreakEgress(site string) error {
 	s, err := l.Site(site)
 	if err != nil {

@@ -101,3 +101,43 @@ func TestKillStaysDownUntilRevive(t *testing.T) {
 		t.Fatalf("after revive: %+v, want link up and agent running", st)
 	}
 }
+
+// Revive undoes break-egress and leaves a running agent alone; reviving a healthy instance
+// changes nothing.
+func TestReviveUndoesBreakEgress(t *testing.T) {
+	l := sharedLab(t)
+	ctx := context.Background()
+	b := l.MustSite("b")
+	healthy, err := l.NATState(b.Name)
+	if err != nil || !healthy.Up() {
+		t.Fatalf("nat-b at start: %+v, %v", healthy, err)
+	}
+	if err := l.Revive(b.Name); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := l.NATState(b.Name); st != healthy {
+		t.Fatalf("revive of a healthy instance changed it: %+v, was %+v", st, healthy)
+	}
+	if err := l.BreakEgress(b.Name); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := l.NATState(b.Name); !st.EgressBroken {
+		t.Fatalf("after break-egress: %+v", st)
+	}
+	if err := l.WaitHealthz(ctx, b.Name, 30*time.Second, func(_ api.Healthz, code int) bool { return code == 503 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Revive(b.Name); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := l.NATState(b.Name)
+	if st.EgressBroken || !st.Up() || st.Agent.Pid != healthy.Agent.Pid {
+		t.Fatalf("after revive: %+v; want egress restored and the same agent (pid %d)", st, healthy.Agent.Pid)
+	}
+	if faults, _ := l.Faults(); len(faults) != 0 {
+		t.Fatalf("faults left after revive: %v", faults)
+	}
+	if err := l.WaitHealthz(ctx, b.Name, 30*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
+		t.Fatal(err)
+	}
+}
