@@ -33,8 +33,16 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	start := time.Now()
 	out := &printer{w: o, start: start}
 
-	out.say("building the lab: internet, VPC router + IGW, two AZs each with a NAT instance (real headnat agent, own IMDS) and a private host ...")
-	l, err := lab.Up(ctx, lab.Options{Name: name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log})
+	counts, err := o.labOptions(dir, log).NATCounts()
+	if err != nil {
+		return err
+	}
+	var per []string
+	for _, az := range lab.AZs {
+		per = append(per, fmt.Sprintf("%d in AZ %s", counts[az], az))
+	}
+	out.say("building the lab: internet, VPC router + IGW, two AZs each with a private host, NAT instances (%s), each running the real headnat agent with its own IMDS ...", strings.Join(per, ", "))
+	l, err := lab.Up(ctx, o.labOptions(dir, log))
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err
@@ -49,7 +57,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	lab.WriteStatus(o.stdout, l.Status(ctx))
 	fmt.Fprintln(o.stdout)
 
-	a, b := l.Sites[0], l.Sites[1]
+	a := l.Sites[0]
 	tr := newTracker(l, out)
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -73,9 +81,11 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	if err := l.Kill(a.Name); err != nil {
 		return err
 	}
+	// Another NAT of AZ a if there is one, else nat-b.
+	var taker string
 	if err := waitUntil(ctx, 30*time.Second, func() bool {
-		t, _ := l.Target(a.RouteTable)
-		return t == b.Name && tr.recovered(a.Name, b.Name)
+		taker, _ = l.Target(a.RouteTable)
+		return taker != "" && taker != a.Name && tr.recovered(a.Name, taker)
 	}); err != nil {
 		return fmt.Errorf("failover did not happen: %w", err)
 	}
@@ -85,7 +95,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	for _, m := range l.MovesSince(killed) {
 		out.say("route move: %s private-%s -> nat-%s, %s after the kill", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(killed).Round(time.Millisecond))
 	}
-	out.decisions(ctx, l, b.Name, killed)
+	out.decisions(ctx, l, taker, killed)
 	tr.report("failover")
 	tr.summary()
 

@@ -1,5 +1,5 @@
 // Command headnat-lab runs the headnat lab on one machine, as root: two AZs in network
-// namespaces, a NAT instance per AZ running the real agent against a simulated VPC.
+// namespaces, one or more NAT instances per AZ running the real agent against a simulated VPC.
 //
 //	headnat-lab up                 build the lab and start the agents (in the background)
 //	headnat-lab status             route tables, agents' /healthz, last route moves
@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +39,8 @@ type options struct {
 	BinDir        string
 	FailbackAfter time.Duration
 	Timeout       time.Duration
+	NATsPerAZ     int
+	NATs          natCounts
 	JSON          bool
 	Verbose       bool
 
@@ -44,6 +48,45 @@ type options struct {
 }
 
 func (o *options) dir() string { return filepath.Join(lab.RunDir, o.Name) }
+
+// labOptions are the lab.Options the flags ask for.
+func (o *options) labOptions(dir string, log *slog.Logger) lab.Options {
+	return lab.Options{Name: filepath.Base(dir), StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter,
+		NATsPerAZ: o.NATsPerAZ, NATs: o.NATs, Logger: log}
+}
+
+// natCounts is -nats: "a=2,b=1".
+type natCounts map[string]int
+
+func (n *natCounts) String() string {
+	if n == nil || *n == nil {
+		return ""
+	}
+	var parts []string
+	for _, az := range lab.AZs {
+		if c, ok := (*n)[az]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%d", az, c))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (n *natCounts) Set(v string) error {
+	m := natCounts{}
+	for _, part := range strings.Split(v, ",") {
+		az, count, ok := strings.Cut(strings.TrimSpace(part), "=")
+		c, err := strconv.Atoi(count)
+		if !ok || az == "" || err != nil {
+			return fmt.Errorf("%q: want <az>=<count>, e.g. a=2,b=1", part)
+		}
+		if _, dup := m[az]; dup {
+			return fmt.Errorf("AZ %s given twice", az)
+		}
+		m[az] = c
+	}
+	*n = m
+	return nil
+}
 
 const usage = `usage: headnat-lab [flags] <command> [args]
 
@@ -59,7 +102,8 @@ commands:
   demo                up, traffic, a live failover and fail-back, down (what make lab runs)
   version
 
-<az> is a or b (or us-east-1a, us-east-1b).
+<az> is a or b (or us-east-1a, us-east-1b): the AZ's first NAT; further NATs of an AZ
+(-nats-per-az, -nats) are a2, b2, ...
 
 flags:
 `
@@ -76,6 +120,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.BinDir, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN, next to this program, or the repository's bin/)")
 	fs.DurationVar(&o.FailbackAfter, "failback-after", 10*time.Second, "agents' failback_after")
 	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo")
+	fs.IntVar(&o.NATsPerAZ, "nats-per-az", 1, fmt.Sprintf("NAT instances in every AZ (up, demo; 1 to %d)", lab.MaxNATsPerAZ))
+	fs.Var(&o.NATs, "nats", "NAT instances per AZ, overriding -nats-per-az, e.g. a=2,b=1 (up, demo)")
 	fs.BoolVar(&o.JSON, "json", false, "status as JSON")
 	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +152,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	}
 	if o.FailbackAfter <= 0 || o.Timeout <= 0 {
 		return nil, errors.New("-failback-after and -timeout must be positive")
+	}
+	if o.NATsPerAZ < 1 {
+		return nil, fmt.Errorf("-nats-per-az %d: want 1 to %d", o.NATsPerAZ, lab.MaxNATsPerAZ)
+	}
+	if _, err := (lab.Options{NATsPerAZ: o.NATsPerAZ, NATs: o.NATs}).NATCounts(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

@@ -62,7 +62,11 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"supervise", "-name", o.Name, "-failback-after", o.FailbackAfter.String(), "-timeout", o.Timeout.String()}
+	args := []string{"supervise", "-name", o.Name, "-failback-after", o.FailbackAfter.String(), "-timeout", o.Timeout.String(),
+		"-nats-per-az", strconv.Itoa(o.NATsPerAZ)}
+	if len(o.NATs) > 0 {
+		args = append(args, "-nats", o.NATs.String())
+	}
 	if o.BinDir != "" {
 		args = append(args, "-bin", o.BinDir)
 	}
@@ -97,7 +101,7 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Both private hosts egress through their own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
+		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Every private host egresses through its own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
 		lab.WriteStatus(o.stdout, st)
 		fmt.Fprintf(o.stdout, "\nnext: headnat-lab status | kill a | revive a | break-egress a | partition | heal | down\n")
 		return nil
@@ -130,9 +134,7 @@ func supervise(ctx context.Context, o *options, log *slog.Logger) error {
 	dir := o.dir()
 	upCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	l, err := lab.Up(upCtx, lab.Options{
-		Name: o.Name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log,
-	})
+	l, err := lab.Up(upCtx, o.labOptions(dir, log))
 	if err != nil {
 		return err
 	}
