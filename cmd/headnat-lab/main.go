@@ -1,15 +1,18 @@
 // Command headnat-lab runs the headnat lab on one machine, as root: two AZs in network
 // namespaces, one or more NAT instances per AZ running the real agent against a simulated VPC.
 //
-//	headnat-lab up                 build the lab and start the agents (in the background)
-//	headnat-lab status             route tables, agents' /healthz, last route moves
-//	headnat-lab kill <az>          the NAT instance in <az> dies (link down, agent killed)
-//	headnat-lab revive <az>        it comes back
-//	headnat-lab break-egress <az>  drop that NAT's internet traffic, keep its VPC paths
-//	headnat-lab partition          the NATs cannot reach each other over the VPC
-//	headnat-lab heal               undo break-egress and partition
-//	headnat-lab down               remove everything, even after a crash
-//	headnat-lab demo               up, live traffic, a failover and a fail-back, down
+//	headnat-lab up                   build the lab and start the agents (in the background)
+//	headnat-lab status               route tables, agents, hosts, the last route moves
+//	headnat-lab moves                every route move so far
+//	headnat-lab kill <nat>           the NAT instance dies (link down, agent stopped)
+//	headnat-lab crash <nat>          only its agent is SIGKILLed; restarted after 1s
+//	headnat-lab revive <nat>         it comes back (undoes kill and break-egress)
+//	headnat-lab break-egress <nat>   drop that NAT's internet traffic, keep its VPC paths
+//	headnat-lab partition            the NATs cannot reach each other over the VPC
+//	headnat-lab heal                 undo break-egress and partition
+//	headnat-lab exec <ns> -- cmd...  run a command in a lab namespace (host-a, nat-a, router, ...)
+//	headnat-lab down                 remove everything, even after a crash
+//	headnat-lab demo                 up, live traffic, a failover and a fail-back, down
 package main
 
 import (
@@ -45,6 +48,7 @@ type options struct {
 	Verbose       bool
 
 	stdout, stderr io.Writer
+	stdin          io.Reader
 }
 
 func (o *options) dir() string { return filepath.Join(lab.RunDir, o.Name) }
@@ -92,24 +96,28 @@ const usage = `usage: headnat-lab [flags] <command> [args]
 
 commands:
   up                  build the lab and start the agents (runs in the background)
-  status              route tables, each agent's /healthz, the last route moves
-  kill <az>           the NAT instance in <az> dies: link down, agent killed
-  revive <az>         bring it back: link up, agent restarted
-  break-egress <az>   drop that NAT's internet traffic (VPC paths stay)
-  partition           the two NATs cannot reach each other over the VPC
-  heal                undo break-egress and partition
+  status              route tables, NATs and agents, private hosts, the last 10 route moves
+  moves               every route move so far, with the deciding agent's reason
+  kill <nat>          the NAT instance dies: link down, agent stopped (not restarted until revive)
+  crash <nat>         SIGKILL only its agent; the lab restarts it after 1s, as systemd does
+  revive <nat>        bring it back: link up, agent started, its break-egress undone
+  break-egress <nat>  drop that NAT's internet traffic (VPC paths stay)
+  partition           the NAT instances cannot reach each other over the VPC
+  heal                undo every break-egress and the partition
+  exec <ns> -- <cmd>  run a command in a lab namespace: host-a, host-b, nat-a, nat-b, router,
+                      inet, ... (status lists them); its exit code is passed through
   down                remove the lab (namespaces, processes), even after a crash
   demo                up, traffic, a live failover and fail-back, down (what make lab runs)
   version
 
-<az> is a or b (or us-east-1a, us-east-1b): the AZ's first NAT; further NATs of an AZ
-(-nats-per-az, -nats) are a2, b2, ...
+<nat> is a NAT instance: a or b (the first NAT of AZ a or b; also nat-a, us-east-1a), a2, b2,
+... for further NATs of an AZ (-nats-per-az, -nats).
 
 flags:
 `
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
-	o := &options{stdout: stdout, stderr: stderr}
+	o := &options{stdout: stdout, stderr: stderr, stdin: os.Stdin}
 	fs := flag.NewFlagSet("headnat-lab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -122,7 +130,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo")
 	fs.IntVar(&o.NATsPerAZ, "nats-per-az", 1, fmt.Sprintf("NAT instances in every AZ (up, demo; 1 to %d)", lab.MaxNATsPerAZ))
 	fs.Var(&o.NATs, "nats", "NAT instances per AZ, overriding -nats-per-az, e.g. a=2,b=1 (up, demo)")
-	fs.BoolVar(&o.JSON, "json", false, "status as JSON")
+	fs.BoolVar(&o.JSON, "json", false, "status and moves as JSON")
 	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -137,14 +145,21 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.Args = fs.Args()
-	want := map[string]int{"up": 0, "status": 0, "kill": 1, "revive": 1, "break-egress": 1, "partition": 0,
-		"heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0}
+	want := map[string]int{"up": 0, "status": 0, "moves": 0, "kill": 1, "crash": 1, "revive": 1, "break-egress": 1,
+		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1}
 	n, ok := want[o.Command]
-	if !ok {
+	switch {
+	case !ok:
 		fs.Usage()
 		return nil, fmt.Errorf("unknown command %q", o.Command)
-	}
-	if len(o.Args) != n {
+	case o.Command == "exec":
+		if len(o.Args) > 1 && o.Args[1] == "--" {
+			o.Args = append(o.Args[:1], o.Args[2:]...)
+		}
+		if len(o.Args) < 2 {
+			return nil, errors.New("exec takes a namespace and a command: exec <ns> -- <command> [args]")
+		}
+	case len(o.Args) != n:
 		return nil, fmt.Errorf("%s takes %d argument(s), got %d", o.Command, n, len(o.Args))
 	}
 	if o.Name == "" || filepath.Base(o.Name) != o.Name || o.Name[0] == '.' {
@@ -179,7 +194,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		var ec exitCode
+		switch {
+		case errors.As(err, &ec):
+			os.Exit(int(ec))
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
 			fmt.Fprintln(os.Stderr, "headnat-lab: interrupted")
 			os.Exit(130)
 		}
@@ -187,6 +206,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// exitCode is the exit status of a command run by exec, passed through.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func run(ctx context.Context, o *options, log *slog.Logger) error {
 	if o.Command == "version" {
@@ -207,6 +231,10 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		return demo(ctx, o, log)
 	case "status":
 		return status(ctx, o)
+	case "moves":
+		return moves(ctx, o)
+	case "exec":
+		return execIn(o)
 	default:
 		return control(ctx, o)
 	}
