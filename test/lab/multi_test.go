@@ -4,7 +4,9 @@ package lab
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,5 +91,102 @@ func TestSecondNATOfTheAZTakesOver(t *testing.T) {
 		if _, err := a2.NAT.Run("ping", "-c1", "-W1", to.NATIP); err == nil {
 			t.Errorf("nat-a2 reaches nat-%s across the partition", to.Name)
 		}
+	}
+}
+
+// issue #6: table private-a (home AZ a: nat-a, the oldest, and nat-a2) points at nat-b in the
+// other AZ. nat-a's agent goes down while its host still answers (restarting, as its peers
+// see it) and nat-b dies. nat-a2, healthy in the home AZ, must take the table within about a
+// second: waiting restart_grace for nat-a leaves the subnet without internet, and nat-a could
+// not take the table before it is back anyway.
+func TestRestartingHomePeerDoesNotHoldTable(t *testing.T) {
+	const grace = 30 * time.Second
+	l := ownLab(t, Options{Name: "threenats", NATs: map[string]int{"a": 2, "b": 1}, FailbackAfter: time.Minute,
+		AgentEnv: []string{"HEADNAT_PROBE_RESTART_GRACE=" + grace.String()}})
+	ctx := context.Background()
+	a, a2, b := l.MustSite("a"), l.MustSite("a2"), l.MustSite("b")
+	for _, s := range l.NATs {
+		waitPeersHealthy(t, l, s.Name, 60*time.Second)
+	}
+
+	// Point private-a at nat-b, and wait until the agents that stay up have seen it.
+	if err := l.Sim.SetRoute(a.RouteTable, "0.0.0.0/0", b.ENI); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Site{a2, b} {
+		if err := waitFor(15*time.Second, func() bool {
+			st, err := l.AgentStatus(ctx, s.Name)
+			return err == nil && slices.ContainsFunc(st.Tables, func(tv api.TableStatus) bool {
+				return tv.ID == a.RouteTable && tv.TargetENI == b.ENI
+			})
+		}); err != nil {
+			t.Fatalf("nat-%s did not see private-a move to nat-b: %v", s.Name, err)
+		}
+	}
+	if err := l.WaitEgress(ctx, a, b, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// nat-a's agent down, its host up: its port refuses connections. Then nat-b dies.
+	if err := l.StopAgent(a.Name, syscall.SIGKILL, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Kill(b.Name); err != nil {
+		t.Fatal(err)
+	}
+	dead := time.Now()
+
+	reasons := map[string]bool{} // what nat-a2 said about private-a's owner meanwhile
+	err := waitFor(grace+10*time.Second, func() bool {
+		if st, err := l.AgentStatus(ctx, a2.Name); err == nil {
+			for _, tv := range st.Tables {
+				if tv.ID == a.RouteTable && tv.PreferredReason != "" {
+					reasons[tv.PreferredReason] = true
+				}
+			}
+		}
+		site, state := l.Target(a.RouteTable)
+		return site == a2.Name && state == "active"
+	})
+	var seen []string
+	for r := range reasons {
+		seen = append(seen, r)
+	}
+	if err != nil {
+		t.Fatalf("private-a never moved to nat-a2: %v; nat-a2 said: %q", err, seen)
+	}
+	var took time.Duration
+	for _, m := range l.MovesSince(dead) {
+		if m.Table == a.RouteTable && m.TargetAZ == a2.Name {
+			took = m.Time.Sub(dead)
+			break
+		}
+	}
+	if took == 0 {
+		t.Fatalf("no move of private-a to nat-a2 in the simulator's log: %+v", l.Moves())
+	}
+	if limit := 8 * time.Second; took > limit {
+		t.Errorf("nat-a2 took private-a %s after nat-b died, beyond %s (restart_grace %s): it deferred to the restarting nat-a (%s); it said: %q",
+			took.Round(time.Millisecond), limit, grace, a.InstanceID, seen)
+	}
+	st, err := l.AgentStatus(ctx, a2.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var takeover bool
+	for _, d := range st.Decisions {
+		if d.Table != a.RouteTable || d.Time.Before(dead) {
+			continue
+		}
+		takeover = takeover || d.Result == "ok"
+		if strings.Contains(d.Reason, "partitioned") {
+			t.Errorf("nat-a2's decision calls a peer partitioned; nat-a's agent is down and nat-b is dead: %+v", d)
+		}
+	}
+	if !takeover {
+		t.Errorf("no successful decision of nat-a2 for private-a since nat-b died: %+v", st.Decisions)
+	}
+	if err := l.WaitEgress(ctx, a, a2, 15*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
