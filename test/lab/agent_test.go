@@ -66,16 +66,11 @@ func TestRestartGraceExpires(t *testing.T) {
 	}
 	killed := time.Now()
 	waitTarget(t, l, a.RouteTable, b.Name, 30*time.Second)
-	var moved time.Time
-	for _, m := range l.Moves() {
-		if m.Table == a.RouteTable && m.TargetAZ == b.Name && m.Time.After(killed) {
-			moved = m.Time
-		}
+	m, err := l.WaitMove(context.Background(), a.RouteTable, b.Name, killed, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if moved.IsZero() {
-		t.Fatalf("no move of private-a to nat-b in the log: %+v", l.Moves())
-	}
-	if d := moved.Sub(killed); d < grace {
+	if d := m.Time.Sub(killed); d < grace {
 		t.Fatalf("private-a moved %s after the agent died, before the %s grace", d, grace)
 	}
 }

@@ -207,19 +207,14 @@ func TestFailbackAfterFailbackAfter(t *testing.T) {
 	healthy = time.Now()
 	waitTarget(t, l, a.RouteTable, a.Name, testFailback+45*time.Second)
 
-	var back *Move
-	for _, m := range l.MovesSince(revived) {
-		if m.Table == a.RouteTable {
-			if m.TargetAZ != a.Name {
-				t.Fatalf("private-a moved to nat-%s after the revive", m.TargetAZ)
-			}
-			if back == nil {
-				back = &m
-			}
-		}
+	back, err := l.WaitMove(ctx, a.RouteTable, a.Name, revived, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no fail-back move in the simulator's log: %v", err)
 	}
-	if back == nil {
-		t.Fatal("no fail-back move in the simulator's log")
+	for _, m := range l.MovesSince(revived) {
+		if m.Table == a.RouteTable && m.TargetAZ != a.Name {
+			t.Fatalf("private-a moved to nat-%s after the revive", m.TargetAZ)
+		}
 	}
 	// The agent counts failback_after from its own first healthy check, which is after the
 	// revive and at most one poll before we saw /healthz answer 200.

@@ -265,6 +265,26 @@ func (l *Lab) Other(s *Site) *Site {
 	return nil
 }
 
+// WaitMove waits up to timeout until the simulator has recorded a write pointing table's
+// default route at nat at or after since, and returns the first one. A route read from the
+// simulator (Target) can show a write a moment before its record is added.
+func (l *Lab) WaitMove(ctx context.Context, table, nat string, since time.Time, timeout time.Duration) (Move, error) {
+	var found Move
+	ok, err := Poll(ctx, timeout, 50*time.Millisecond, func() bool {
+		for _, m := range l.MovesSince(since) {
+			if m.Table == table && m.TargetAZ == nat {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	if err == nil && !ok {
+		err = fmt.Errorf("no move of %s to nat-%s recorded within %s: %+v", table, nat, timeout, l.MovesSince(since))
+	}
+	return found, err
+}
+
 // siteByENI maps an ENI to its NAT instance (nil if none).
 func (l *Lab) siteByENI(eni string) *Site {
 	for _, s := range l.NATs {
