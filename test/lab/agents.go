@@ -41,9 +41,9 @@ const (
 // AgentProc is a NAT's agent process as the lab runs it.
 type AgentProc struct {
 	State    string    `json:"state"`
-	Pid      int       `json:"pid,omitempty"`     // 0 when not running
-	Started  time.Time `json:"started,omitzero"`  // when the current (or last) process started
-	Restarts int       `json:"restarts"`          // how often the lab restarted it after an exit
+	Pid      int       `json:"pid,omitempty"`    // 0 when not running
+	Started  time.Time `json:"started,omitzero"` // when the current (or last) process started
+	Restarts int       `json:"restarts"`         // how often the lab restarted it after an exit
 	Failed   string    `json:"failed,omitempty"` // why the lab stopped restarting it
 }
 

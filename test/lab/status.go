@@ -21,8 +21,8 @@ type Status struct {
 	Tables     []TableView       `json:"tables"`
 	Agents     []AgentView       `json:"agents"`
 	Hosts      []HostView        `json:"hosts"`
-	Echo       string            `json:"echo"`       // the "internet" echo server's URL, in namespace inet
-	Namespaces map[string]string `json:"namespaces"` // role (inet, router, nat-a, host-a, ...) -> namespace
+	Echo       string            `json:"echo"`        // the "internet" echo server's URL, in namespace inet
+	Namespaces map[string]string `json:"namespaces"`  // role (inet, router, nat-a, host-a, ...) -> namespace
 	Moves      []Move            `json:"moves"`       // the last StatusMoves route writes seen by the simulator
 	MovesTotal int               `json:"moves_total"` // route writes so far (MoveLog has them all)
 	Decisions  []api.Decision    `json:"decisions"`   // last route decisions the agents logged, with reasons
