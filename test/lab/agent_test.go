@@ -56,7 +56,8 @@ func TestOnceAndDryRun(t *testing.T) {
 }
 
 // An agent that stays down while its host still answers keeps its table for
-// probe.restart_grace, then loses it.
+// probe.restart_grace, then loses it. (StopAgent keeps it down: the lab restarts only agents
+// that exit on their own or Crash.)
 func TestRestartGraceExpires(t *testing.T) {
 	const grace = 3 * time.Second
 	l := ownLab(t, Options{Name: "grace", FailbackAfter: testFailback, AgentEnv: []string{"HEADNAT_PROBE_RESTART_GRACE=" + grace.String()}})

@@ -95,7 +95,8 @@ func TestBrokenEgressHandsTableOver(t *testing.T) {
 //
 // With the default settings the peer does not take the table while the agent restarts: nat-a's
 // kernel still refuses connections to the health port, so its host is up, and the restart
-// takes less than probe.restart_grace.
+// takes less than probe.restart_grace. StopAgent keeps the agent down for the 3s (the lab
+// would restart it after 1s); StartAgent restarts it.
 func TestAgentSIGKILLKeepsForwardingAndAdopts(t *testing.T) {
 	l := ownLab(t, Options{Name: "sigkill", FailbackAfter: testFailback})
 	ctx := context.Background()
