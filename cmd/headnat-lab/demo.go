@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -99,27 +100,47 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	tr.report("failover")
 	tr.summary()
 
-	// Fail-back.
-	out.say(">>> reviving nat-%s: link up, agent restarted; it takes its table back only after failback_after=%s of health", a.Name, o.FailbackAfter)
-	revived := time.Now()
-	if err := l.Revive(a.Name); err != nil {
-		return err
+	if l.MustSite(taker).AZ == a.AZ {
+		// Fail-back only moves a table into its home AZ, and the taker is there already.
+		out.say(">>> reviving nat-%s: link up, agent restarted; private-%s stays with nat-%s, in its home AZ too (fail-back only moves tables into their home AZ)", a.Name, a.AZ, taker)
+		revived := time.Now()
+		if err := l.Revive(a.Name); err != nil {
+			return err
+		}
+		tr.resetOutage()
+		if err := l.WaitHealthz(ctx, a.Name, 30*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
+			return err
+		}
+		if err := lab.Sleep(ctx, o.FailbackAfter+2*time.Second); err != nil {
+			return err
+		}
+		if ms := l.MovesSince(revived); len(ms) > 0 {
+			return fmt.Errorf("route moves after nat-%s came back, want none: %+v", a.Name, ms)
+		}
+		out.say("nat-%s healthy for failback_after=%s and more: no route moved", a.Name, o.FailbackAfter)
+		tr.report("revive")
+	} else {
+		out.say(">>> reviving nat-%s: link up, agent restarted; it takes its table back only after failback_after=%s of health", a.Name, o.FailbackAfter)
+		revived := time.Now()
+		if err := l.Revive(a.Name); err != nil {
+			return err
+		}
+		tr.resetOutage()
+		if err := waitUntil(ctx, o.FailbackAfter+45*time.Second, func() bool {
+			t, _ := l.Target(a.RouteTable)
+			return t == a.Name && tr.recovered(a.Name, a.Name)
+		}); err != nil {
+			return fmt.Errorf("fail-back did not happen: %w", err)
+		}
+		for _, m := range l.MovesSince(revived) {
+			out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
+		}
+		out.decisions(ctx, l, a.Name, revived)
+		if err := lab.Sleep(ctx, 2*time.Second); err != nil {
+			return err
+		}
+		tr.report("fail-back")
 	}
-	tr.resetOutage()
-	if err := waitUntil(ctx, o.FailbackAfter+45*time.Second, func() bool {
-		t, _ := l.Target(a.RouteTable)
-		return t == a.Name && tr.recovered(a.Name, a.Name)
-	}); err != nil {
-		return fmt.Errorf("fail-back did not happen: %w", err)
-	}
-	for _, m := range l.MovesSince(revived) {
-		out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
-	}
-	out.decisions(ctx, l, a.Name, revived)
-	if err := lab.Sleep(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	tr.report("fail-back")
 	tr.summary()
 	stopTraffic()
 	wg.Wait()
