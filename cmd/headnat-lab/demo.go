@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -33,8 +34,16 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	start := time.Now()
 	out := &printer{w: o, start: start}
 
-	out.say("building the lab: internet, VPC router + IGW, two AZs each with a NAT instance (real headnat agent, own IMDS) and a private host ...")
-	l, err := lab.Up(ctx, lab.Options{Name: name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log})
+	counts, err := o.labOptions(dir, log).NATCounts()
+	if err != nil {
+		return err
+	}
+	var per []string
+	for _, az := range lab.AZs {
+		per = append(per, fmt.Sprintf("%d in AZ %s", counts[az], az))
+	}
+	out.say("building the lab: internet, VPC router + IGW, two AZs each with a private host, NAT instances (%s), each running the real headnat agent with its own IMDS ...", strings.Join(per, ", "))
+	l, err := lab.Up(ctx, o.labOptions(dir, log))
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return err
@@ -49,7 +58,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	lab.WriteStatus(o.stdout, l.Status(ctx))
 	fmt.Fprintln(o.stdout)
 
-	a, b := l.Sites[0], l.Sites[1]
+	a := l.Sites[0]
 	tr := newTracker(l, out)
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -73,9 +82,11 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	if err := l.Kill(a.Name); err != nil {
 		return err
 	}
+	// Another NAT of AZ a if there is one, else nat-b.
+	var taker string
 	if err := waitUntil(ctx, 30*time.Second, func() bool {
-		t, _ := l.Target(a.RouteTable)
-		return t == b.Name && tr.recovered(a.Name, b.Name)
+		taker, _ = l.Target(a.RouteTable)
+		return taker != "" && taker != a.Name && tr.recovered(a.Name, taker)
 	}); err != nil {
 		return fmt.Errorf("failover did not happen: %w", err)
 	}
@@ -85,31 +96,51 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	for _, m := range l.MovesSince(killed) {
 		out.say("route move: %s private-%s -> nat-%s, %s after the kill", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(killed).Round(time.Millisecond))
 	}
-	out.decisions(ctx, l, b.Name, killed)
+	out.decisions(ctx, l, taker, killed)
 	tr.report("failover")
 	tr.summary()
 
-	// Fail-back.
-	out.say(">>> reviving nat-%s: link up, agent restarted; it takes its table back only after failback_after=%s of health", a.Name, o.FailbackAfter)
-	revived := time.Now()
-	if err := l.Revive(a.Name); err != nil {
-		return err
+	if l.MustSite(taker).AZ == a.AZ {
+		// Fail-back only moves a table into its home AZ, and the taker is there already.
+		out.say(">>> reviving nat-%s: link up, agent restarted; private-%s stays with nat-%s, in its home AZ too (fail-back only moves tables into their home AZ)", a.Name, a.AZ, taker)
+		revived := time.Now()
+		if err := l.Revive(a.Name); err != nil {
+			return err
+		}
+		tr.resetOutage()
+		if err := l.WaitHealthz(ctx, a.Name, 30*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
+			return err
+		}
+		if err := lab.Sleep(ctx, o.FailbackAfter+2*time.Second); err != nil {
+			return err
+		}
+		if ms := l.MovesSince(revived); len(ms) > 0 {
+			return fmt.Errorf("route moves after nat-%s came back, want none: %+v", a.Name, ms)
+		}
+		out.say("nat-%s healthy for failback_after=%s and more: no route moved", a.Name, o.FailbackAfter)
+		tr.report("revive")
+	} else {
+		out.say(">>> reviving nat-%s: link up, agent restarted; it takes its table back only after failback_after=%s of health", a.Name, o.FailbackAfter)
+		revived := time.Now()
+		if err := l.Revive(a.Name); err != nil {
+			return err
+		}
+		tr.resetOutage()
+		if err := waitUntil(ctx, o.FailbackAfter+45*time.Second, func() bool {
+			t, _ := l.Target(a.RouteTable)
+			return t == a.Name && tr.recovered(a.Name, a.Name)
+		}); err != nil {
+			return fmt.Errorf("fail-back did not happen: %w", err)
+		}
+		for _, m := range l.MovesSince(revived) {
+			out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
+		}
+		out.decisions(ctx, l, a.Name, revived)
+		if err := lab.Sleep(ctx, 2*time.Second); err != nil {
+			return err
+		}
+		tr.report("fail-back")
 	}
-	tr.resetOutage()
-	if err := waitUntil(ctx, o.FailbackAfter+45*time.Second, func() bool {
-		t, _ := l.Target(a.RouteTable)
-		return t == a.Name && tr.recovered(a.Name, a.Name)
-	}); err != nil {
-		return fmt.Errorf("fail-back did not happen: %w", err)
-	}
-	for _, m := range l.MovesSince(revived) {
-		out.say("route move: %s private-%s -> nat-%s, %s after the revive", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond))
-	}
-	out.decisions(ctx, l, a.Name, revived)
-	if err := lab.Sleep(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	tr.report("fail-back")
 	tr.summary()
 	stopTraffic()
 	wg.Wait()

@@ -1,15 +1,18 @@
 // Command headnat-lab runs the headnat lab on one machine, as root: two AZs in network
-// namespaces, a NAT instance per AZ running the real agent against a simulated VPC.
+// namespaces, one or more NAT instances per AZ running the real agent against a simulated VPC.
 //
-//	headnat-lab up                 build the lab and start the agents (in the background)
-//	headnat-lab status             route tables, agents' /healthz, last route moves
-//	headnat-lab kill <az>          the NAT instance in <az> dies (link down, agent killed)
-//	headnat-lab revive <az>        it comes back
-//	headnat-lab break-egress <az>  drop that NAT's internet traffic, keep its VPC paths
-//	headnat-lab partition          the NATs cannot reach each other over the VPC
-//	headnat-lab heal               undo break-egress and partition
-//	headnat-lab down               remove everything, even after a crash
-//	headnat-lab demo               up, live traffic, a failover and a fail-back, down
+//	headnat-lab up                   build the lab and start the agents (in the background)
+//	headnat-lab status               route tables, agents, hosts, the last route moves
+//	headnat-lab moves                every route move so far
+//	headnat-lab kill <nat>           the NAT instance dies (link down, agent stopped)
+//	headnat-lab crash <nat>          only its agent is SIGKILLed; restarted after 1s
+//	headnat-lab revive <nat>         it comes back (undoes kill and break-egress)
+//	headnat-lab break-egress <nat>   drop that NAT's internet traffic, keep its VPC paths
+//	headnat-lab partition            the NATs cannot reach each other over the VPC
+//	headnat-lab heal                 undo break-egress and partition
+//	headnat-lab exec <ns> -- cmd...  run a command in a lab namespace (host-a, nat-a, router, ...)
+//	headnat-lab down                 remove everything, even after a crash
+//	headnat-lab demo                 up, live traffic, a failover and a fail-back, down
 package main
 
 import (
@@ -22,6 +25,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,35 +42,82 @@ type options struct {
 	BinDir        string
 	FailbackAfter time.Duration
 	Timeout       time.Duration
+	NATsPerAZ     int
+	NATs          natCounts
 	JSON          bool
 	Verbose       bool
 
 	stdout, stderr io.Writer
+	stdin          io.Reader
 }
 
 func (o *options) dir() string { return filepath.Join(lab.RunDir, o.Name) }
+
+// labOptions are the lab.Options the flags ask for.
+func (o *options) labOptions(dir string, log *slog.Logger) lab.Options {
+	return lab.Options{Name: filepath.Base(dir), StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter,
+		NATsPerAZ: o.NATsPerAZ, NATs: o.NATs, Logger: log}
+}
+
+// natCounts is -nats: "a=2,b=1".
+type natCounts map[string]int
+
+func (n *natCounts) String() string {
+	if n == nil || *n == nil {
+		return ""
+	}
+	var parts []string
+	for _, az := range lab.AZs {
+		if c, ok := (*n)[az]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%d", az, c))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (n *natCounts) Set(v string) error {
+	m := natCounts{}
+	for _, part := range strings.Split(v, ",") {
+		az, count, ok := strings.Cut(strings.TrimSpace(part), "=")
+		c, err := strconv.Atoi(count)
+		if !ok || az == "" || err != nil {
+			return fmt.Errorf("%q: want <az>=<count>, e.g. a=2,b=1", part)
+		}
+		if _, dup := m[az]; dup {
+			return fmt.Errorf("AZ %s given twice", az)
+		}
+		m[az] = c
+	}
+	*n = m
+	return nil
+}
 
 const usage = `usage: headnat-lab [flags] <command> [args]
 
 commands:
   up                  build the lab and start the agents (runs in the background)
-  status              route tables, each agent's /healthz, the last route moves
-  kill <az>           the NAT instance in <az> dies: link down, agent killed
-  revive <az>         bring it back: link up, agent restarted
-  break-egress <az>   drop that NAT's internet traffic (VPC paths stay)
-  partition           the two NATs cannot reach each other over the VPC
-  heal                undo break-egress and partition
+  status              route tables, NATs and agents, private hosts, the last 10 route moves
+  moves               every route move so far, with the deciding agent's reason
+  kill <nat>          the NAT instance dies: link down, agent stopped (not restarted until revive)
+  crash <nat>         SIGKILL only its agent; the lab restarts it after 1s, as systemd does
+  revive <nat>        bring it back: link up, agent started, its break-egress undone
+  break-egress <nat>  drop that NAT's internet traffic (VPC paths stay)
+  partition           the NAT instances cannot reach each other over the VPC
+  heal                undo every break-egress and the partition
+  exec <ns> -- <cmd>  run a command in a lab namespace: host-a, host-b, nat-a, nat-b, router,
+                      inet, ... (status lists them); its exit code is passed through
   down                remove the lab (namespaces, processes), even after a crash
   demo                up, traffic, a live failover and fail-back, down (what make lab runs)
   version
 
-<az> is a or b (or us-east-1a, us-east-1b).
+<nat> is a NAT instance: a or b (the first NAT of AZ a or b; also nat-a, us-east-1a), a2, b2,
+... for further NATs of an AZ (-nats-per-az, -nats).
 
 flags:
 `
 
 func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
-	o := &options{stdout: stdout, stderr: stderr}
+	o := &options{stdout: stdout, stderr: stderr, stdin: os.Stdin}
 	fs := flag.NewFlagSet("headnat-lab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -76,7 +128,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.BinDir, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN, next to this program, or the repository's bin/)")
 	fs.DurationVar(&o.FailbackAfter, "failback-after", 10*time.Second, "agents' failback_after")
 	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo")
-	fs.BoolVar(&o.JSON, "json", false, "status as JSON")
+	fs.IntVar(&o.NATsPerAZ, "nats-per-az", 1, fmt.Sprintf("NAT instances in every AZ (up, demo; 1 to %d)", lab.MaxNATsPerAZ))
+	fs.Var(&o.NATs, "nats", "NAT instances per AZ, overriding -nats-per-az, e.g. a=2,b=1 (up, demo)")
+	fs.BoolVar(&o.JSON, "json", false, "status and moves as JSON")
 	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -91,14 +145,21 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.Args = fs.Args()
-	want := map[string]int{"up": 0, "status": 0, "kill": 1, "revive": 1, "break-egress": 1, "partition": 0,
-		"heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0}
+	want := map[string]int{"up": 0, "status": 0, "moves": 0, "kill": 1, "crash": 1, "revive": 1, "break-egress": 1,
+		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1}
 	n, ok := want[o.Command]
-	if !ok {
+	switch {
+	case !ok:
 		fs.Usage()
 		return nil, fmt.Errorf("unknown command %q", o.Command)
-	}
-	if len(o.Args) != n {
+	case o.Command == "exec":
+		if len(o.Args) > 1 && o.Args[1] == "--" {
+			o.Args = append(o.Args[:1], o.Args[2:]...)
+		}
+		if len(o.Args) < 2 {
+			return nil, errors.New("exec takes a namespace and a command: exec <ns> -- <command> [args]")
+		}
+	case len(o.Args) != n:
 		return nil, fmt.Errorf("%s takes %d argument(s), got %d", o.Command, n, len(o.Args))
 	}
 	if o.Name == "" || filepath.Base(o.Name) != o.Name || o.Name[0] == '.' {
@@ -106,6 +167,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	}
 	if o.FailbackAfter <= 0 || o.Timeout <= 0 {
 		return nil, errors.New("-failback-after and -timeout must be positive")
+	}
+	if o.NATsPerAZ < 1 {
+		return nil, fmt.Errorf("-nats-per-az %d: want 1 to %d", o.NATsPerAZ, lab.MaxNATsPerAZ)
+	}
+	if _, err := (lab.Options{NATsPerAZ: o.NATsPerAZ, NATs: o.NATs}).NATCounts(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -127,7 +194,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, o, log); err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		var ec exitCode
+		switch {
+		case errors.As(err, &ec):
+			os.Exit(int(ec))
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
 			fmt.Fprintln(os.Stderr, "headnat-lab: interrupted")
 			os.Exit(130)
 		}
@@ -135,6 +206,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// exitCode is the exit status of a command run by exec, passed through.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func run(ctx context.Context, o *options, log *slog.Logger) error {
 	if o.Command == "version" {
@@ -155,6 +231,10 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		return demo(ctx, o, log)
 	case "status":
 		return status(ctx, o)
+	case "moves":
+		return moves(ctx, o)
+	case "exec":
+		return execIn(o)
 	default:
 		return control(ctx, o)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,7 +63,11 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"supervise", "-name", o.Name, "-failback-after", o.FailbackAfter.String(), "-timeout", o.Timeout.String()}
+	args := []string{"supervise", "-name", o.Name, "-failback-after", o.FailbackAfter.String(), "-timeout", o.Timeout.String(),
+		"-nats-per-az", strconv.Itoa(o.NATsPerAZ)}
+	if len(o.NATs) > 0 {
+		args = append(args, "-nats", o.NATs.String())
+	}
 	if o.BinDir != "" {
 		args = append(args, "-bin", o.BinDir)
 	}
@@ -97,9 +102,9 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Both private hosts egress through their own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
+		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Every private host egresses through its own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
 		lab.WriteStatus(o.stdout, st)
-		fmt.Fprintf(o.stdout, "\nnext: headnat-lab status | kill a | revive a | break-egress a | partition | heal | down\n")
+		fmt.Fprintf(o.stdout, "\nnext: %s status | kill a | crash a | revive a | break-egress a | partition | heal | moves | exec host-a -- <cmd> | down\n", labCmd(o))
 		return nil
 	}
 }
@@ -130,9 +135,7 @@ func supervise(ctx context.Context, o *options, log *slog.Logger) error {
 	dir := o.dir()
 	upCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	l, err := lab.Up(upCtx, lab.Options{
-		Name: o.Name, StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter, Logger: log,
-	})
+	l, err := lab.Up(upCtx, o.labOptions(dir, log))
 	if err != nil {
 		return err
 	}
@@ -172,26 +175,145 @@ func controlHandler(l *lab.Lab, stop func()) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(l.Status(r.Context()))
 	})
-	act := func(name string, fn func(az string) error) {
-		mux.HandleFunc("POST /"+name, func(w http.ResponseWriter, r *http.Request) {
-			az := r.URL.Query().Get("az")
-			if err := fn(az); err != nil {
+	mux.HandleFunc("GET /moves", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(l.MoveLog())
+	})
+	for _, cmd := range []string{"kill", "crash", "revive", "break-egress", "partition", "heal"} {
+		mux.HandleFunc("POST /"+cmd, func(w http.ResponseWriter, r *http.Request) {
+			msg, err := act(l, cmd, r.URL.Query().Get("nat"))
+			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			fmt.Fprintln(w, strings.TrimSpace(name+" "+az)+": done")
+			fmt.Fprintln(w, msg)
 		})
 	}
-	act("kill", l.Kill)
-	act("revive", l.Revive)
-	act("break-egress", l.BreakEgress)
-	act("partition", func(string) error { return l.Partition() })
-	act("heal", func(string) error { return l.Heal() })
 	mux.HandleFunc("POST /down", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "tearing down")
 		stop()
 	})
 	return mux
+}
+
+// act runs one control command and says what it changed, or that it changed nothing.
+func act(l *lab.Lab, cmd, nat string) (string, error) {
+	switch cmd {
+	case "partition", "heal":
+		before, err := l.Faults()
+		if err != nil {
+			return "", err
+		}
+		if cmd == "partition" {
+			err = l.Partition()
+		} else {
+			err = l.Heal()
+		}
+		if err != nil {
+			return "", err
+		}
+		after, err := l.Faults()
+		if err != nil {
+			return "", err
+		}
+		return describeFaults(cmd, len(before), len(after)), nil
+	case "crash":
+		s, err := l.Site(nat)
+		if err != nil {
+			return "", err
+		}
+		pid, err := l.Crash(s.Name)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("nat-%s's agent (pid %d) SIGKILLed; its host keeps forwarding, and the lab starts the agent again in 1s, as systemd would", s.Name, pid), nil
+	}
+	s, err := l.Site(nat)
+	if err != nil {
+		return "", err
+	}
+	before, err := l.NATState(s.Name)
+	if err != nil {
+		return "", err
+	}
+	switch cmd {
+	case "kill":
+		err = l.Kill(s.Name)
+	case "revive":
+		err = l.Revive(s.Name)
+	case "break-egress":
+		err = l.BreakEgress(s.Name)
+	default:
+		return "", fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		return "", err
+	}
+	after, err := l.NATState(s.Name)
+	if err != nil {
+		return "", err
+	}
+	return describe(cmd, before, after), nil
+}
+
+// describe says what a kill, revive or break-egress changed on a NAT instance.
+func describe(cmd string, before, after lab.NATState) string {
+	nat := "nat-" + after.Name
+	agentChanged := before.Agent.State != after.Agent.State || before.Agent.Pid != after.Agent.Pid
+	if before.LinkUp == after.LinkUp && before.EgressBroken == after.EgressBroken && !agentChanged {
+		switch cmd {
+		case "kill":
+			return nat + " is already down; nothing changed"
+		case "revive":
+			if after.Up() {
+				return nat + " is already up; nothing changed"
+			}
+			return fmt.Sprintf("%s: nothing changed (link %s, agent %s)", nat, upDown(after.LinkUp), after.Agent.State)
+		default:
+			return nat + "'s egress is already broken; nothing changed"
+		}
+	}
+	switch cmd {
+	case "kill":
+		return fmt.Sprintf("%s killed: link down, agent stopped; it stays down until `revive %s`", nat, after.Name)
+	case "break-egress":
+		return fmt.Sprintf("%s's internet traffic is dropped, its VPC paths stay; `revive %s` or `heal` undoes it", nat, after.Name)
+	}
+	var did []string
+	if !before.LinkUp && after.LinkUp {
+		did = append(did, "link up")
+	}
+	if before.EgressBroken && !after.EgressBroken {
+		did = append(did, "egress restored")
+	}
+	if agentChanged && after.Agent.Pid != 0 {
+		did = append(did, fmt.Sprintf("agent started (pid %d)", after.Agent.Pid))
+	}
+	if len(did) == 0 {
+		return nat + " revived"
+	}
+	return fmt.Sprintf("%s revived: %s", nat, strings.Join(did, ", "))
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// describeFaults says what partition or heal changed, from the number of fault rules.
+func describeFaults(cmd string, before, after int) string {
+	switch {
+	case cmd == "partition" && after == before:
+		return "the NAT instances are already partitioned; nothing changed"
+	case cmd == "partition":
+		return "the NAT instances cannot reach each other over the VPC; `heal` undoes it"
+	case before == 0:
+		return "no break-egress or partition in place; nothing changed"
+	default:
+		return fmt.Sprintf("healed: removed %d fault rule(s) (killed NATs stay down until revive)", before-after)
+	}
 }
 
 func controlClient(dir string) *http.Client {
@@ -222,8 +344,23 @@ func fetchStatus(ctx context.Context, dir string) (lab.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// labCmd is how to address this lab on the command line.
+func labCmd(o *options) string {
+	if o.Name == "lab" {
+		return "headnat-lab"
+	}
+	return "headnat-lab -name " + o.Name
+}
+
+// notUp turns a failure to reach the lab's control socket into one line.
 func notUp(o *options, err error) error {
-	return fmt.Errorf("lab %q is not up (%v); run `headnat-lab -name %s up`", o.Name, err, o.Name)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		if o.Name == "lab" {
+			return errors.New("no lab is running (start one with headnat-lab up)")
+		}
+		return fmt.Errorf("no lab %q is running (start one with %s up)", o.Name, labCmd(o))
+	}
+	return fmt.Errorf("lab %q does not answer on %s: %v", o.Name, socketPath(o.dir()), err)
 }
 
 func status(ctx context.Context, o *options) error {
@@ -240,10 +377,36 @@ func status(ctx context.Context, o *options) error {
 	return nil
 }
 
+func moves(ctx context.Context, o *options) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://lab/moves", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := controlClient(o.dir()).Do(req)
+	if err != nil {
+		return notUp(o, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("moves: %s", resp.Status)
+	}
+	var ml lab.MoveLog
+	if err := json.NewDecoder(resp.Body).Decode(&ml); err != nil {
+		return fmt.Errorf("moves: %w", err)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ml)
+	}
+	lab.WriteMoves(o.stdout, ml)
+	return nil
+}
+
 func control(ctx context.Context, o *options) error {
 	q := url.Values{}
 	if len(o.Args) == 1 {
-		q.Set("az", o.Args[0])
+		q.Set("nat", o.Args[0])
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://lab/"+o.Command+"?"+q.Encode(), nil)
 	if err != nil {
@@ -262,6 +425,37 @@ func control(ctx context.Context, o *options) error {
 	return nil
 }
 
+// execIn runs a command in one of the lab's namespaces, found in its state file, with this
+// process's standard streams; a non-zero exit status is passed through.
+func execIn(o *options) error {
+	st, err := lab.ReadState(o.dir())
+	if err != nil || len(st.Namespaces) == 0 {
+		return notUp(o, syscall.ENOENT)
+	}
+	role := o.Args[0]
+	ns, ok := st.Namespaces[role]
+	if !ok {
+		roles := make([]string, 0, len(st.Namespaces))
+		for r := range st.Namespaces {
+			roles = append(roles, r)
+		}
+		slices.Sort(roles)
+		return fmt.Errorf("no namespace %q in lab %q (have %s)", role, o.Name, strings.Join(roles, ", "))
+	}
+	// Not bound to ctx: a ^C reaches the command from the terminal, and its status is passed on.
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, o.Args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.stdin, o.stdout, o.stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitCode(128 + int(ws.Signal())) // as a shell reports it
+		}
+		return exitCode(ee.ExitCode())
+	}
+	return err
+}
+
 func down(ctx context.Context, o *options, log *slog.Logger) error {
 	dir := o.dir()
 	st, err := lab.ReadState(dir)
@@ -269,7 +463,7 @@ func down(ctx context.Context, o *options, log *slog.Logger) error {
 		netns.Sweep()
 		if os.IsNotExist(err) {
 			_ = os.RemoveAll(dir)
-			fmt.Fprintf(o.stdout, "no lab %q (swept orphaned namespaces)\n", o.Name)
+			fmt.Fprintf(o.stdout, "no lab %q is running; nothing to remove (swept orphaned namespaces)\n", o.Name)
 			return nil
 		}
 		log.Warn("unreadable state, removing what can be found", "err", err)

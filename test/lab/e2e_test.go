@@ -95,7 +95,8 @@ func TestBrokenEgressHandsTableOver(t *testing.T) {
 //
 // With the default settings the peer does not take the table while the agent restarts: nat-a's
 // kernel still refuses connections to the health port, so its host is up, and the restart
-// takes less than probe.restart_grace.
+// takes less than probe.restart_grace. StopAgent keeps the agent down for the 3s (the lab
+// would restart it after 1s); StartAgent restarts it.
 func TestAgentSIGKILLKeepsForwardingAndAdopts(t *testing.T) {
 	l := ownLab(t, Options{Name: "sigkill", FailbackAfter: testFailback})
 	ctx := context.Background()
@@ -207,19 +208,14 @@ func TestFailbackAfterFailbackAfter(t *testing.T) {
 	healthy = time.Now()
 	waitTarget(t, l, a.RouteTable, a.Name, testFailback+45*time.Second)
 
-	var back *Move
-	for _, m := range l.MovesSince(revived) {
-		if m.Table == a.RouteTable {
-			if m.TargetAZ != a.Name {
-				t.Fatalf("private-a moved to nat-%s after the revive", m.TargetAZ)
-			}
-			if back == nil {
-				back = &m
-			}
-		}
+	back, err := l.WaitMove(ctx, a.RouteTable, a.Name, revived, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no fail-back move in the simulator's log: %v", err)
 	}
-	if back == nil {
-		t.Fatal("no fail-back move in the simulator's log")
+	for _, m := range l.MovesSince(revived) {
+		if m.Table == a.RouteTable && m.TargetAZ != a.Name {
+			t.Fatalf("private-a moved to nat-%s after the revive", m.TargetAZ)
+		}
 	}
 	// The agent counts failback_after from its own first healthy check, which is after the
 	// revive and at most one poll before we saw /healthz answer 200.

@@ -6,9 +6,9 @@ import (
 	"syscall"
 )
 
-// Kill makes a NAT instance die unplanned: its link goes down and its agent is SIGKILLed. In
-// EC2 such an instance stays "running" for a while, so the simulator is not told: only the data
-// path dies.
+// Kill makes a NAT instance die unplanned: its link goes down and its agent is SIGKILLed and
+// not restarted (until Revive). In EC2 such an instance stays "running" for a while, so the
+// simulator is not told: only the data path dies.
 func (l *Lab) Kill(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -17,16 +17,15 @@ func (l *Lab) Kill(site string) error {
 	if _, err := s.NAT.Run("ip", "link", "set", "eth0", "down"); err != nil {
 		return err
 	}
-	if l.AgentRunning(s.Name) {
-		if err := l.StopAgent(s.Name, syscall.SIGKILL, 0); err != nil {
-			return err
-		}
+	if err := l.StopAgent(s.Name, syscall.SIGKILL, 0); err != nil && !l.opts.NoAgents {
+		return err
 	}
-	l.log.Info("instance killed", "az", s.Zone, "instance", s.InstanceID)
+	l.log.Info("instance killed", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
-// Revive brings a killed instance back: link up, default route back, agent restarted.
+// Revive brings a NAT instance back to health: link up, default route back, its break-egress
+// fault removed, its agent started if it does not run.
 func (l *Lab) Revive(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -39,44 +38,69 @@ func (l *Lab) Revive(site string) error {
 	); err != nil {
 		return err
 	}
+	if err := l.faultRuleDel(egressRule(s)...); err != nil {
+		return err
+	}
 	if !l.AgentRunning(s.Name) && !l.opts.NoAgents {
 		if err := l.StartAgent(s.Name); err != nil {
 			return err
 		}
 	}
-	l.log.Info("instance revived", "az", s.Zone, "instance", s.InstanceID)
+	l.log.Info("instance revived", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
 // faultRule adds a rule to the lab's fault chain unless it is there already.
 func (l *Lab) faultRule(args ...string) error {
-	check := append([]string{"iptables", "-w", "-C", faultChain}, args...)
-	if _, err := l.Router.Run(check...); err == nil {
+	if l.hasFaultRule(args...) {
 		return nil
 	}
 	_, err := l.Router.Run(append([]string{"iptables", "-w", "-A", faultChain}, args...)...)
 	return err
 }
 
-// BreakEgress drops everything the site's NAT sends to the internet (its own probes and what it
-// forwards), keeping its VPC paths.
+func (l *Lab) hasFaultRule(args ...string) bool {
+	_, err := l.Router.Run(append([]string{"iptables", "-w", "-C", faultChain}, args...)...)
+	return err == nil
+}
+
+// faultRuleDel removes a rule from the lab's fault chain if it is there.
+func (l *Lab) faultRuleDel(args ...string) error {
+	for range 8 { // the chain holds each rule once; bounded all the same
+		if !l.hasFaultRule(args...) {
+			return nil
+		}
+		if _, err := l.Router.Run(append([]string{"iptables", "-w", "-D", faultChain}, args...)...); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("fault rule %v still present", args)
+}
+
+// egressRule drops what a NAT sends to the internet.
+func egressRule(s *Site) []string {
+	return []string{"-i", s.pubIf(), "-o", "igw", "-m", "comment", "--comment", "break-egress " + s.Name, "-j", "DROP"}
+}
+
+// BreakEgress drops everything the NAT sends to the internet (its own probes and what it
+// forwards), keeping its VPC paths. Revive or Heal undo it.
 func (l *Lab) BreakEgress(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
 		return err
 	}
-	if err := l.faultRule("-i", s.pubIf(), "-o", "igw", "-m", "comment", "--comment", "break-egress "+s.Name, "-j", "DROP"); err != nil {
+	if err := l.faultRule(egressRule(s)...); err != nil {
 		return err
 	}
-	l.log.Info("egress broken", "az", s.Zone)
+	l.log.Info("egress broken", "nat", s.Name)
 	return nil
 }
 
-// Partition drops traffic between the NAT instances over the VPC, both ways; both keep their
-// egress and their private subnets.
+// Partition drops traffic between the NAT instances over the VPC, every pair both ways; all
+// keep their egress and their private subnets.
 func (l *Lab) Partition() error {
-	for _, a := range l.Sites {
-		for _, b := range l.Sites {
+	for _, a := range l.NATs {
+		for _, b := range l.NATs {
 			if a == b {
 				continue
 			}
@@ -98,6 +122,36 @@ func (l *Lab) Heal() error {
 	return nil
 }
 
+// NATState is a NAT instance as the lab's faults left it.
+type NATState struct {
+	Name         string    `json:"name"`
+	LinkUp       bool      `json:"link_up"`
+	EgressBroken bool      `json:"egress_broken"`
+	Agent        AgentProc `json:"agent"`
+}
+
+// Up reports whether nothing the lab does keeps the instance from serving: link up, egress
+// not broken, agent running.
+func (n NATState) Up() bool { return n.LinkUp && !n.EgressBroken && n.Agent.State == ProcRunning }
+
+// NATState returns what the lab's faults and process supervision made of a NAT instance.
+func (l *Lab) NATState(site string) (NATState, error) {
+	s, err := l.Site(site)
+	if err != nil {
+		return NATState{}, err
+	}
+	ag, err := l.Agent(s.Name)
+	if err != nil {
+		return NATState{}, err
+	}
+	return NATState{Name: s.Name, LinkUp: l.linkUp(s), EgressBroken: l.hasFaultRule(egressRule(s)...), Agent: ag}, nil
+}
+
+func (l *Lab) linkUp(s *Site) bool {
+	out, err := s.NAT.Run("ip", "-o", "link", "show", "eth0")
+	return err == nil && (strings.Contains(out, ",UP") || strings.Contains(out, "<UP"))
+}
+
 // Faults lists the active fault rules, one per line.
 func (l *Lab) Faults() ([]string, error) {
 	out, err := l.Router.Run("iptables", "-w", "-S", faultChain)
@@ -113,13 +167,13 @@ func (l *Lab) Faults() ([]string, error) {
 	return rules, nil
 }
 
-// Reset heals every fault and revives every instance (restarting agents that do not run).
+// Reset heals every fault and revives every instance (starting agents that do not run).
 // Tables go back home on their own, after failback_after.
 func (l *Lab) Reset() error {
 	if err := l.Heal(); err != nil {
 		return err
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.Revive(s.Name); err != nil {
 			return fmt.Errorf("revive %s: %w", s.Name, err)
 		}
@@ -142,7 +196,7 @@ func (l *Lab) Dump() string {
 		show("router", l.Router.Run, "ip", "route", "show", "table", "all")
 		show("router", l.Router.Run, "iptables-save", "-c")
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if s.NAT == nil {
 			continue
 		}

@@ -129,7 +129,7 @@ func resetLab(l *Lab) error {
 	if err := l.Reset(); err != nil {
 		return err
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.WaitHealthz(ctx, s.Name, 60*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
 			return err
 		}

@@ -43,7 +43,7 @@ func imdsConfig(s *Site, vpcID string) ([]byte, error) {
 		"mac-vpc-ipv4-cidr-block":          VPCCIDR,
 		"mac-vpc-ipv4-cidr-blocks":         VPCCIDR,
 		"placement-availability-zone":      s.Zone,
-		"placement-availability-zone-id":   "use1-az" + s.Name,
+		"placement-availability-zone-id":   "use1-az" + s.AZ,
 		"placement-region":                 Region,
 		"tags-instance-name":               "headnat-" + s.Name,
 	}

@@ -1,7 +1,8 @@
 // Package lab is the headnat lab as a library: one kernel, network namespaces for the internet,
-// the VPC router with its IGW, two AZs each with a NAT instance (real agent, own IMDS mock) and
-// a private client host, and the in-process VPC simulator whose route tables drive the router's
-// kernel routes. cmd/headnat-lab and the end-to-end tests in this package both build on it.
+// the VPC router with its IGW, two AZs each with one or more NAT instances (real agent, own IMDS
+// mock, restarted like the AMI's systemd unit restarts it) and a private client host, and the
+// in-process VPC simulator whose route tables drive the router's kernel routes. cmd/headnat-lab
+// and the end-to-end tests in this package both build on it.
 package lab
 
 import (
@@ -38,6 +39,16 @@ type Options struct {
 	// "HEADNAT_PROBE_INTERVAL=100ms".
 	AgentEnv []string
 	NoAgents bool // build everything but do not start the agents
+	// NATsPerAZ is the number of NAT instances in every AZ; default 1. NATs overrides it per
+	// AZ, e.g. {"a": 2, "b": 1}. An AZ's first NAT is named after the AZ ("a"), the others
+	// "a2", "a3", ... (see Site).
+	NATsPerAZ int
+	NATs      map[string]int
+	// An agent that exits is started again after RestartDelay (default 1s), as the AMI's
+	// systemd unit does (Restart=always, RestartSec=1), at most 5 starts in 10s. NoRestart
+	// turns that off. StopAgent and Kill stop an agent for good (until StartAgent or Revive).
+	NoRestart    bool
+	RestartDelay time.Duration
 	// ReadyTimeout bounds the wait for both hosts to reach the echo server through their own
 	// AZ's NAT; default 90s.
 	ReadyTimeout time.Duration
@@ -56,15 +67,18 @@ type Lab struct {
 	imdsB string
 
 	Inet, Router *netns.NS
-	Sites        []*Site
+	Sites        []*Site // the first NAT of every AZ, one per AZ: a, b
+	NATs         []*Site // every NAT instance, AZ by AZ: a, a2, b
 	Sim          *vpcsim.Sim
 
 	nss     []*netns.NS
 	servers []*http.Server
 
+	agentMu  sync.Mutex // serialises agent starts, stops and restarts
+	closing  chan struct{}
 	mu       sync.Mutex
 	state    *State
-	agents   map[string]*proc // by site name
+	agents   map[string]*agentSlot // by NAT name
 	imds     map[string]*proc
 	moves    []Move
 	requests []APIRequest
@@ -129,6 +143,13 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 90 * time.Second
 	}
+	if opts.RestartDelay == 0 {
+		opts.RestartDelay = time.Second
+	}
+	counts, err := opts.NATCounts()
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -152,14 +173,15 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l = &Lab{
 		opts: opts, log: log, dir: opts.StateDir,
 		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
-		Sites:  defaultSites(),
-		agents: map[string]*proc{},
-		imds:   map[string]*proc{},
+		agents:  map[string]*agentSlot{},
+		imds:    map[string]*proc{},
+		closing: make(chan struct{}),
 		state: &State{
 			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},
 			Created: time.Now().UTC(),
 		},
 	}
+	l.Sites, l.NATs = newSites(counts)
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -180,7 +202,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.startEcho(); err != nil {
 		return l, fmt.Errorf("echo server: %w", err)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.startIMDS(ctx, s); err != nil {
 			return l, fmt.Errorf("imds %s: %w", s.Name, err)
 		}
@@ -188,7 +210,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.NoAgents {
 		return l, nil
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if err := l.StartAgent(s.Name); err != nil {
 			return l, err
 		}
@@ -196,7 +218,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	l.stopWatch = stopWatch
 	go l.watchDecisions(wctx)
-	log.Info("waiting for both private hosts to reach the internet through their own AZ's NAT")
+	log.Info("waiting for every private host to reach the internet through its own AZ's NAT")
 	if err := l.WaitHome(ctx, opts.ReadyTimeout); err != nil {
 		return l, err
 	}
@@ -206,14 +228,25 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 // Dir is the lab's state directory (state file, logs).
 func (l *Lab) Dir() string { return l.dir }
 
-// Site returns the site named name ("a" or "b"; "us-east-1a" works too).
+// Site returns the NAT instance named name: "a", "b", "a2", ... ("nat-a2" works too; "a1" and
+// "us-east-1a" name an AZ's first NAT).
 func (l *Lab) Site(name string) (*Site, error) {
-	for _, s := range l.Sites {
-		if s.Name == name || s.Zone == name {
+	n := strings.TrimPrefix(name, "nat-")
+	for _, s := range l.NATs {
+		if s.Name == n || s.Index == 1 && (s.Zone == n || s.AZ+"1" == n) {
 			return s, nil
 		}
 	}
-	return nil, fmt.Errorf("no AZ %q in the lab (have a, b)", name)
+	return nil, fmt.Errorf("no NAT instance %q in the lab (have %s)", name, strings.Join(l.NATNames(), ", "))
+}
+
+// NATNames lists the NAT instances' names: a, a2, b.
+func (l *Lab) NATNames() []string {
+	var names []string
+	for _, s := range l.NATs {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // MustSite is Site for names known to be valid.
@@ -225,19 +258,39 @@ func (l *Lab) MustSite(name string) *Site {
 	return s
 }
 
-// Other returns the other site of a two-AZ lab.
+// Other returns the first NAT of the other AZ of a two-AZ lab.
 func (l *Lab) Other(s *Site) *Site {
 	for _, o := range l.Sites {
-		if o != s {
+		if o.AZ != s.AZ {
 			return o
 		}
 	}
 	return nil
 }
 
-// siteByENI maps an ENI to its site ("" if none).
+// WaitMove waits up to timeout until the simulator has recorded a write pointing table's
+// default route at nat at or after since, and returns the first one. A route read from the
+// simulator (Target) can show a write a moment before its record is added.
+func (l *Lab) WaitMove(ctx context.Context, table, nat string, since time.Time, timeout time.Duration) (Move, error) {
+	var found Move
+	ok, err := Poll(ctx, timeout, 50*time.Millisecond, func() bool {
+		for _, m := range l.MovesSince(since) {
+			if m.Table == table && m.TargetAZ == nat {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	if err == nil && !ok {
+		err = fmt.Errorf("no move of %s to nat-%s recorded within %s: %+v", table, nat, timeout, l.MovesSince(since))
+	}
+	return found, err
+}
+
+// siteByENI maps an ENI to its NAT instance (nil if none).
 func (l *Lab) siteByENI(eni string) *Site {
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if s.ENI == eni {
 			return s
 		}
@@ -362,35 +415,6 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// StartAgent starts the site's agent (`headnat agent`) in its NAT namespace.
-func (l *Lab) StartAgent(site string, extraEnv ...string) error {
-	s, err := l.Site(site)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	if p := l.agents[s.Name]; p != nil {
-		if ok, _ := p.exited(); !ok {
-			l.mu.Unlock()
-			return fmt.Errorf("agent %s already running (pid %d)", s.Name, p.pid())
-		}
-	}
-	l.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(l.AgentStatePath(s.Name)), 0o755); err != nil {
-		return err
-	}
-	p, err := startProc(s.NAT, "agent-"+s.Name, l.AgentEnv(s, extraEnv...), l.AgentLog(s.Name), l.bin, "agent")
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.agents[s.Name] = p
-	l.mu.Unlock()
-	l.recordPid("agent-"+s.Name, p.pid())
-	l.log.Info("agent started", "az", s.Zone, "pid", p.pid())
-	return nil
-}
-
 // RunAgentOnce runs `headnat agent` in the site's namespace with extra environment and waits
 // for it to exit (bounded by timeout). It returns the exit code (-1 if killed) and its output.
 // Used for agents that must refuse to start.
@@ -419,66 +443,33 @@ func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, 
 	return cmd.ProcessState.ExitCode(), string(out), nil
 }
 
-// AgentRunning reports whether the site's agent process is alive.
-func (l *Lab) AgentRunning(site string) bool {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	ok, _ := p.exited()
-	return !ok
-}
-
-// AgentPid returns the pid of the site's agent, 0 if none runs.
-func (l *Lab) AgentPid(site string) int {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	if ok, _ := p.exited(); ok {
-		return 0
-	}
-	return p.pid()
-}
-
-// StopAgent stops the site's agent with sig (SIGKILL: at once; SIGTERM: waits up to grace for
-// a graceful exit, then kills).
-func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) error {
-	l.mu.Lock()
-	p := l.agents[site]
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("no agent %s", site)
-	}
-	p.stop(sig, grace)
-	l.log.Info("agent stopped", "site", site, "signal", sig.String())
-	return nil
-}
-
 // Close stops every process and removes every namespace. Safe to call more than once.
 func (l *Lab) Close() {
+	// Holding agentMu, no restart can slip in between closing and collecting the processes.
+	l.agentMu.Lock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		l.agentMu.Unlock()
 		return
 	}
 	l.closed = true
+	close(l.closing)
 	if l.stopWatch != nil {
 		l.stopWatch()
 	}
 	procs := []*proc{}
-	for _, p := range l.agents {
-		procs = append(procs, p)
+	for _, a := range l.agents {
+		if a.p != nil {
+			procs = append(procs, a.p)
+		}
 	}
 	for _, p := range l.imds {
 		procs = append(procs, p)
 	}
 	servers := l.servers
 	l.mu.Unlock()
+	l.agentMu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		wg.Add(1)

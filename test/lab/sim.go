@@ -62,6 +62,11 @@ func (l *Lab) startSim() error {
 			return err
 		}
 	}
+	more, err := l.seedMoreNATs(sim, launch)
+	if err != nil {
+		return err
+	}
+	ids = append(ids, more...)
 	sim.AddAutoScalingGroup(vpcsim.GroupSpec{
 		Name:      ASGName,
 		MinSize:   int32(len(ids)),
@@ -105,7 +110,7 @@ func (l *Lab) onCall(c vpcsim.Call) {
 	if s := l.siteByENI(m.ENI); s != nil {
 		m.TargetAZ = s.Name
 	} else if id := c.Params["InstanceId"]; id != "" {
-		for _, s := range l.Sites {
+		for _, s := range l.NATs {
 			if s.InstanceID == id {
 				m.TargetAZ = s.Name
 			}
@@ -169,7 +174,7 @@ func (l *Lab) recordRequests(h http.Handler) http.Handler {
 		}
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		req := APIRequest{Time: time.Now(), From: host, Action: action}
-		for _, s := range l.Sites {
+		for _, s := range l.NATs {
 			if s.NATIP == host {
 				req.Site = s.Name
 			}

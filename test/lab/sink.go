@@ -52,7 +52,9 @@ func (l *Lab) connectKernel(s *lateSink) error {
 	}
 	for _, site := range l.Sites {
 		cfg.Tables[site.RouteTable] = KernelTable{Table: site.KernelTable, Iifs: []string{site.prvIf()}}
-		cfg.SDCLegs = append(cfg.SDCLegs, site.pubIf())
+	}
+	for _, nat := range l.NATs {
+		cfg.SDCLegs = append(cfg.SDCLegs, nat.pubIf())
 	}
 	k, err := NewKernelSink(cfg)
 	if err != nil {

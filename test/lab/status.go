@@ -14,29 +14,37 @@ import (
 )
 
 // Status is the lab as a whole: what the simulator's route tables point at, what every agent
-// says about itself, the route moves and the faults in place.
+// says about itself, where the private hosts egress, the route moves and the faults in place.
 type Status struct {
-	Name      string         `json:"name"`
-	Time      time.Time      `json:"time"`
-	Tables    []TableView    `json:"tables"`
-	Agents    []AgentView    `json:"agents"`
-	Moves     []Move         `json:"moves"`     // last route writes seen by the simulator
-	Decisions []api.Decision `json:"decisions"` // last route decisions the agents logged, with reasons
-	Faults    []string       `json:"faults"`
+	Name       string            `json:"name"`
+	Time       time.Time         `json:"time"`
+	Tables     []TableView       `json:"tables"`
+	Agents     []AgentView       `json:"agents"`
+	Hosts      []HostView        `json:"hosts"`
+	Echo       string            `json:"echo"`        // the "internet" echo server's URL, in namespace inet
+	Namespaces map[string]string `json:"namespaces"`  // role (inet, router, nat-a, host-a, ...) -> namespace
+	Moves      []Move            `json:"moves"`       // the last StatusMoves route writes seen by the simulator
+	MovesTotal int               `json:"moves_total"` // route writes so far (MoveLog has them all)
+	Decisions  []api.Decision    `json:"decisions"`   // last route decisions the agents logged, with reasons
+	Faults     []string          `json:"faults"`
 }
+
+// StatusMoves is how many route moves Status keeps.
+const StatusMoves = 10
 
 // TableView is one private route table.
 type TableView struct {
 	ID       string `json:"id"`
-	Home     string `json:"home"`   // site
-	Target   string `json:"target"` // site of the NAT it points at
+	Home     string `json:"home"`   // AZ
+	Target   string `json:"target"` // the NAT it points at
 	TargetIP string `json:"target_ip,omitempty"`
 	State    string `json:"state"`
 }
 
 // AgentView is one NAT instance and its agent.
 type AgentView struct {
-	Site     string       `json:"site"`
+	Site     string       `json:"site"` // the NAT's name
+	AZ       string       `json:"az"`
 	Zone     string       `json:"zone"`
 	Instance string       `json:"instance"`
 	ENI      string       `json:"eni"`
@@ -44,16 +52,35 @@ type AgentView struct {
 	EIP      string       `json:"eip"`
 	LinkUp   bool         `json:"link_up"`
 	Pid      int          `json:"pid"` // 0 when not running
+	Agent    AgentProc    `json:"agent"`
 	Code     int          `json:"code"`
 	Healthz  *api.Healthz `json:"healthz,omitempty"`
 	Error    string       `json:"error,omitempty"`
 }
 
-// Status gathers the lab's status. Agents that do not answer are reported with their error.
+// HostView is one private host and where its traffic leaves now.
+type HostView struct {
+	Name    string `json:"name"` // host-a
+	AZ      string `json:"az"`
+	IP      string `json:"ip"`
+	Gateway string `json:"gateway"`
+	Table   string `json:"route_table"`
+	Via     string `json:"via,omitempty"`  // the NAT whose EIP the echo server saw
+	Seen    string `json:"seen,omitempty"` // the address the echo server saw
+	Error   string `json:"error,omitempty"`
+}
+
+// Status gathers the lab's status. Agents that do not answer are reported with their error,
+// hosts that cannot reach the echo server with theirs.
 func (l *Lab) Status(ctx context.Context) Status {
-	st := Status{Name: l.opts.Name, Time: time.Now().UTC()}
+	st := Status{Name: l.opts.Name, Time: time.Now().UTC(), Echo: EchoURL(), Namespaces: map[string]string{}}
+	l.mu.Lock()
+	for role, ns := range l.state.Namespaces {
+		st.Namespaces[role] = ns
+	}
+	l.mu.Unlock()
 	for _, s := range l.Sites {
-		tv := TableView{ID: s.RouteTable, Home: s.Name, State: "missing"}
+		tv := TableView{ID: s.RouteTable, Home: s.AZ, State: "missing"}
 		if r, ok := l.Sim.Route(s.RouteTable); ok {
 			tv.State = r.State
 			if t := l.siteByENI(r.NetworkInterfaceID); t != nil {
@@ -66,15 +93,14 @@ func (l *Lab) Status(ctx context.Context) Status {
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	st.Agents = make([]AgentView, len(l.Sites))
-	for i, s := range l.Sites {
+	st.Agents = make([]AgentView, len(l.NATs))
+	for i, s := range l.NATs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			av := AgentView{Site: s.Name, Zone: s.Zone, Instance: s.InstanceID, ENI: s.ENI, IP: s.NATIP, EIP: s.EIP, Pid: l.AgentPid(s.Name)}
-			if out, err := s.NAT.Run("ip", "-o", "link", "show", "eth0"); err == nil {
-				av.LinkUp = strings.Contains(out, ",UP") || strings.Contains(out, "<UP")
-			}
+			ag, _ := l.Agent(s.Name)
+			av := AgentView{Site: s.Name, AZ: s.AZ, Zone: s.Zone, Instance: s.InstanceID, ENI: s.ENI, IP: s.NATIP, EIP: s.EIP,
+				Pid: ag.Pid, Agent: ag, LinkUp: l.linkUp(s)}
 			hz, code, err := l.Healthz(ctx, s.Name)
 			if err != nil {
 				av.Error = err.Error()
@@ -91,17 +117,55 @@ func (l *Lab) Status(ctx context.Context) Status {
 			mu.Unlock()
 		}()
 	}
+	st.Hosts = make([]HostView, len(l.Sites))
+	for i, s := range l.Sites {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hv := HostView{Name: "host-" + s.AZ, AZ: s.AZ, IP: s.HostIP, Gateway: s.RouterPrv, Table: s.RouteTable}
+			seen, err := l.Echo(ctx, s, time.Second)
+			if err != nil {
+				hv.Error = err.Error()
+			} else {
+				hv.Seen = seen
+				if v := l.SiteByEIP(seen); v != nil {
+					hv.Via = v.Name
+				}
+			}
+			mu.Lock()
+			st.Hosts[i] = hv
+			mu.Unlock()
+		}()
+	}
 	wg.Wait()
 	st.Decisions = l.Decisions()
 	if n := len(st.Decisions); n > 50 {
 		st.Decisions = st.Decisions[n-50:]
 	}
 	st.Moves = l.Moves()
-	if n := len(st.Moves); n > 10 {
-		st.Moves = st.Moves[n-10:]
+	st.MovesTotal = len(st.Moves)
+	if n := len(st.Moves); n > StatusMoves {
+		st.Moves = st.Moves[n-StatusMoves:]
 	}
 	st.Faults, _ = l.Faults()
 	return st
+}
+
+// MoveLog is every route move so far with the agents' decisions behind them.
+type MoveLog struct {
+	Moves     []Move         `json:"moves"`
+	Decisions []api.Decision `json:"decisions"`
+}
+
+// MoveLog returns every route move so far and the decisions the lab collected.
+func (l *Lab) MoveLog() MoveLog { return MoveLog{Moves: l.Moves(), Decisions: l.Decisions()} }
+
+// labCmd is how a person reaches this lab with headnat-lab.
+func labCmd(name string) string {
+	if name == "" || name == "lab" {
+		return "headnat-lab"
+	}
+	return "headnat-lab -name " + name
 }
 
 // WriteStatus prints a status for people.
@@ -120,15 +184,18 @@ func WriteStatus(w io.Writer, st Status) {
 		fmt.Fprintf(tw, "%s\tprivate-%s\t%s\t%s\n", t.ID, t.Home, target, t.State)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "NAT\tINSTANCE\tLINK\tAGENT\t/healthz\tTABLES\tREASONS")
+	fmt.Fprintln(tw, "NAT\tINSTANCE\tEIP\tLINK\tAGENT\t/healthz\tTABLES\tREASONS")
 	for _, a := range st.Agents {
 		link := "down"
 		if a.LinkUp {
 			link = "up"
 		}
-		agent := "dead"
+		agent := a.Agent.State
 		if a.Pid != 0 {
 			agent = fmt.Sprintf("pid %d", a.Pid)
+		}
+		if a.Agent.Restarts > 0 {
+			agent += fmt.Sprintf(", restarts: %d", a.Agent.Restarts)
 		}
 		hz, tables, reasons := "-", "-", "-"
 		switch {
@@ -143,28 +210,49 @@ func WriteStatus(w io.Writer, st Status) {
 		case a.Error != "":
 			hz = "unreachable"
 		}
-		fmt.Fprintf(tw, "nat-%s %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Site, a.IP, a.Instance, link, agent, hz, tables, reasons)
+		fmt.Fprintf(tw, "nat-%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Site, a.IP, a.Instance, a.EIP, link, agent, hz, tables, reasons)
+	}
+	if len(st.Hosts) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "PRIVATE HOST\tADDRESS\tGATEWAY\tROUTE TABLE\tINTERNET NOW")
+		for _, h := range st.Hosts {
+			now := "no answer from the echo server"
+			switch {
+			case h.Via != "":
+				now = fmt.Sprintf("via nat-%s (the echo server sees %s)", h.Via, h.Seen)
+			case h.Seen != "":
+				now = "the echo server sees " + h.Seen
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, h.IP, h.Gateway, h.Table, now)
+		}
 	}
 	tw.Flush()
+	if st.Echo != "" {
+		fmt.Fprintf(w, "\ninternet: an echo server at %s (namespace inet) answers with the address it sees.\n", st.Echo)
+	}
+	if len(st.Namespaces) > 0 {
+		roles := make([]string, 0, len(st.Namespaces))
+		for r := range st.Namespaces {
+			roles = append(roles, r)
+		}
+		sort.Strings(roles)
+		fmt.Fprintf(w, "run a command in the lab: %s exec <%s> -- <command>\n", labCmd(st.Name), strings.Join(roles, "|"))
+		if len(st.Hosts) > 0 && st.Echo != "" {
+			fmt.Fprintf(w, "  e.g. %s exec %s -- curl -s %s\n", labCmd(st.Name), st.Hosts[0].Name, st.Echo)
+		}
+	}
 	if len(st.Faults) > 0 {
 		fmt.Fprintln(w, "\nfaults:")
 		for _, f := range st.Faults {
 			fmt.Fprintln(w, "  "+f)
 		}
 	}
-	fmt.Fprintln(w, "\nroute moves (simulator), with the deciding agent's reason:")
-	if len(st.Moves) == 0 {
-		fmt.Fprintln(w, "  none")
+	head := "route moves (simulator), with the deciding agent's reason"
+	if st.MovesTotal > len(st.Moves) {
+		head += fmt.Sprintf("; the last %d of %d (all: %s moves)", len(st.Moves), st.MovesTotal, labCmd(st.Name))
 	}
-	used := map[int]bool{}
-	for _, m := range st.Moves {
-		line := fmt.Sprintf("  %s  %s private-%s -> nat-%s", m.Time.Local().Format("15:04:05.000"), m.Action, m.TableAZ, m.TargetAZ)
-		if i := matchDecision(st.Decisions, m, used); i >= 0 {
-			used[i] = true
-			line += fmt.Sprintf(": %s, %s", st.Decisions[i].Kind, st.Decisions[i].Reason)
-		}
-		fmt.Fprintln(w, line)
-	}
+	fmt.Fprintf(w, "\n%s:\n", head)
+	used := writeMoves(w, st.Moves, st.Decisions)
 	var other []api.Decision
 	for i, d := range st.Decisions {
 		if !used[i] && d.Result != "ok" {
@@ -181,6 +269,29 @@ func WriteStatus(w io.Writer, st Status) {
 			fmt.Fprintln(w, line)
 		}
 	}
+}
+
+// WriteMoves prints every route move of a MoveLog, with the deciding agent's reason.
+func WriteMoves(w io.Writer, ml MoveLog) {
+	fmt.Fprintf(w, "route moves (simulator), all %d, with the deciding agent's reason:\n", len(ml.Moves))
+	writeMoves(w, ml.Moves, ml.Decisions)
+}
+
+// writeMoves prints moves, each with its matching decision; it returns the decisions used.
+func writeMoves(w io.Writer, moves []Move, ds []api.Decision) map[int]bool {
+	if len(moves) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	used := map[int]bool{}
+	for _, m := range moves {
+		line := fmt.Sprintf("  %s  %s private-%s -> nat-%s", m.Time.Local().Format("15:04:05.000"), m.Action, m.TableAZ, m.TargetAZ)
+		if i := matchDecision(ds, m, used); i >= 0 {
+			used[i] = true
+			line += fmt.Sprintf(": %s, %s", ds[i].Kind, ds[i].Reason)
+		}
+		fmt.Fprintln(w, line)
+	}
+	return used
 }
 
 // matchDecision finds the agent decision behind a move: same table and ENI, logged within two
@@ -237,7 +348,7 @@ func (l *Lab) watchDecisions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, s := range l.Sites {
+		for _, s := range l.NATs {
 			if l.AgentPid(s.Name) == 0 {
 				continue
 			}

@@ -3,9 +3,11 @@ package lab
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/test/vpcsim"
 )
 
 // The lab's fixed addressing (docs/ARCHITECTURE.md "The lab"). Everything lives in test ranges.
@@ -31,10 +33,15 @@ func APIURL() string { return "http://" + APIAddr + ":" + strconv.Itoa(APIPort) 
 // EchoURL is the echo server's URL.
 func EchoURL() string { return "http://" + EchoAddr + "/" }
 
-// Site is one availability zone: its public subnet with a NAT instance and its private subnet
-// with a client host, and the IDs the simulator gave them.
+// Site is one NAT instance in its availability zone: the instance (its namespace in the AZ's
+// public subnet, its ENI, EIP, IMDS mock and agent) with the AZ it serves (the private subnet,
+// its route table and client host), and the IDs the simulator gave them. An AZ's first NAT is
+// named after the AZ ("a"); further NATs in the same AZ are "a2", "a3", ... and share the AZ's
+// fields (subnets, route table, host) with it.
 type Site struct {
-	Name        string // "a", "b"
+	Name        string // the NAT's name: "a", "b", or "a2", "a3" for an AZ's further NATs
+	AZ          string // the AZ's short name: "a", "b"
+	Index       int    // 1 for the AZ's first NAT, 2 for the next, ...
 	Zone        string // "us-east-1a"
 	PublicCIDR  string
 	PrivateCIDR string
@@ -42,41 +49,98 @@ type Site struct {
 	RouterPrv   string
 	NATIP       string
 	EIP         string
-	HostIP      string
-	KernelTable int // the router's kernel table for the private route table
+	HostIP      string // the AZ's private host
+	KernelTable int    // the router's kernel table for the AZ's private route table
 	MAC         string
 
 	// Set by Up.
-	NAT, Host                   *netns.NS
+	NAT, Host                   *netns.NS // Host is the AZ's private host, shared by its NATs
 	VPCID                       string
 	PublicSubnet, PrivateSubnet string
-	RouteTable                  string
+	RouteTable                  string // the AZ's private route table
 	InstanceID, ENI             string
 	AllocationID                string
 	LaunchTime                  time.Time
 }
 
-func defaultSites() []*Site {
-	mk := func(i int, name string) *Site {
-		return &Site{
-			Name:        name,
-			Zone:        Region + name,
-			PublicCIDR:  fmt.Sprintf("198.18.%d.0/24", i),
-			PrivateCIDR: fmt.Sprintf("198.18.%d.0/24", 10+i),
-			RouterPub:   fmt.Sprintf("198.18.%d.1", i),
-			RouterPrv:   fmt.Sprintf("198.18.%d.1", 10+i),
-			NATIP:       fmt.Sprintf("198.18.%d.10", i),
-			EIP:         fmt.Sprintf("203.0.113.%d", 10+i),
-			HostIP:      fmt.Sprintf("198.18.%d.2", 10+i),
-			KernelTable: 110 + i,
-			MAC:         fmt.Sprintf("02:00:c6:12:%02x:0a", i),
+// AZs are the lab's availability zones, by short name.
+var AZs = []string{"a", "b"}
+
+// MaxNATsPerAZ bounds the NAT instances of one AZ (addresses, interface names).
+const MaxNATsPerAZ = 4
+
+// NATCounts resolves NATsPerAZ and NATs into the number of NAT instances of every AZ, or says
+// what is wrong with them.
+func (o Options) NATCounts() (map[string]int, error) {
+	per := o.NATsPerAZ
+	if per == 0 {
+		per = 1
+	}
+	if per < 1 || per > MaxNATsPerAZ {
+		return nil, fmt.Errorf("NAT instances per AZ: %d, want 1 to %d", per, MaxNATsPerAZ)
+	}
+	counts := map[string]int{}
+	for _, az := range AZs {
+		counts[az] = per
+	}
+	for az, n := range o.NATs {
+		if _, ok := counts[az]; !ok {
+			return nil, fmt.Errorf("NAT instances: no AZ %q in the lab (have %s)", az, strings.Join(AZs, ", "))
+		}
+		if n < 1 || n > MaxNATsPerAZ {
+			return nil, fmt.Errorf("NAT instances in AZ %s: %d, want 1 to %d", az, n, MaxNATsPerAZ)
+		}
+		counts[az] = n
+	}
+	return counts, nil
+}
+
+// newSites returns the first NAT of every AZ (the sites) and every NAT, AZ by AZ.
+func newSites(counts map[string]int) (sites, nats []*Site) {
+	for i, az := range AZs {
+		for k := 1; k <= counts[az]; k++ {
+			s := &Site{
+				Name:        az,
+				AZ:          az,
+				Index:       k,
+				Zone:        Region + az,
+				PublicCIDR:  fmt.Sprintf("198.18.%d.0/24", i),
+				PrivateCIDR: fmt.Sprintf("198.18.%d.0/24", 10+i),
+				RouterPub:   fmt.Sprintf("198.18.%d.1", i),
+				RouterPrv:   fmt.Sprintf("198.18.%d.1", 10+i),
+				NATIP:       fmt.Sprintf("198.18.%d.%d", i, 9+k),
+				EIP:         fmt.Sprintf("203.0.113.%d", 10*k+i),
+				HostIP:      fmt.Sprintf("198.18.%d.2", 10+i),
+				KernelTable: 110 + i,
+				MAC:         fmt.Sprintf("02:00:c6:12:%02x:%02x", i, 9+k),
+			}
+			if k > 1 {
+				s.Name = az + strconv.Itoa(k)
+			} else {
+				sites = append(sites, s)
+			}
+			nats = append(nats, s)
 		}
 	}
-	return []*Site{mk(0, "a"), mk(1, "b")}
+	return sites, nats
+}
+
+// shared reports whether the site's AZ has more than one NAT.
+func (l *Lab) shared(s *Site) bool { return len(l.NATsIn(s.AZ)) > 1 }
+
+// NATsIn returns the NAT instances of an AZ ("a"), first one first.
+func (l *Lab) NATsIn(az string) []*Site {
+	var out []*Site
+	for _, n := range l.NATs {
+		if n.AZ == az {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (s *Site) pubIf() string { return "pub-" + s.Name }
-func (s *Site) prvIf() string { return "prv-" + s.Name }
+func (s *Site) prvIf() string { return "prv-" + s.AZ }
 
 func prefixLen(cidr string) string {
 	for i := len(cidr) - 1; i >= 0; i-- {
@@ -119,12 +183,17 @@ func (l *Lab) buildNetwork() error {
 	}
 	l.Inet = add("inet")
 	l.Router = add("router")
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		s.NAT = add("nat-" + s.Name)
-		s.Host = add("host-" + s.Name)
+		if s.Index == 1 {
+			s.Host = add("host-" + s.AZ)
+		}
 	}
 	if err != nil {
 		return err
+	}
+	for _, s := range l.NATs {
+		s.Host = l.MustSite(s.AZ).Host
 	}
 
 	// Router: forwarding on, no reverse-path filter (policy routing by input interface).
@@ -155,34 +224,19 @@ func (l *Lab) buildNetwork() error {
 		return err
 	}
 
-	for _, s := range l.Sites {
-		if err := netns.Veth(s.NAT, "eth0", l.Router, s.pubIf()); err != nil {
+	for _, s := range l.NATs {
+		if err := l.buildNAT(s); err != nil {
 			return err
 		}
+	}
+	for _, s := range l.Sites {
 		if err := netns.Veth(s.Host, "eth0", l.Router, s.prvIf()); err != nil {
 			return err
 		}
 		if err := run(l.Router,
-			[]string{"ip", "addr", "add", s.RouterPub + prefixLen(s.PublicCIDR), "dev", s.pubIf()},
 			[]string{"ip", "addr", "add", s.RouterPrv + prefixLen(s.PrivateCIDR), "dev", s.prvIf()},
-			sysctl("net.ipv4.conf."+s.pubIf()+".rp_filter=0"),
 			sysctl("net.ipv4.conf."+s.prvIf()+".rp_filter=0"),
-			sysctl("net.ipv4.conf."+s.pubIf()+".send_redirects=0"),
 			sysctl("net.ipv4.conf."+s.prvIf()+".send_redirects=0"),
-		); err != nil {
-			return err
-		}
-		// The NAT: one interface like an ENI, hairpinning, with its own IMDS on lo. Forwarding
-		// and masquerade are the agent's job.
-		if err := run(s.NAT,
-			[]string{"ip", "link", "set", "eth0", "down"},
-			[]string{"ip", "link", "set", "eth0", "address", s.MAC},
-			[]string{"ip", "link", "set", "eth0", "up"},
-			[]string{"ip", "addr", "add", s.NATIP + prefixLen(s.PublicCIDR), "dev", "eth0"},
-			[]string{"ip", "route", "add", "default", "via", s.RouterPub},
-			[]string{"ip", "addr", "add", IMDSAddr + "/32", "dev", "lo"},
-			sysctl("net.ipv4.conf.all.send_redirects=0"),
-			sysctl("net.ipv4.conf.eth0.send_redirects=0"),
 		); err != nil {
 			return err
 		}
@@ -194,6 +248,84 @@ func (l *Lab) buildNetwork() error {
 		}
 	}
 	return l.installFaultChain()
+}
+
+// buildNAT links a NAT namespace to the router with its own leg (one ENI per leg, as the
+// simulator's source/dest check model wants). An AZ's first NAT holds the public subnet's
+// connected route on its leg; further NATs get a host route on theirs, and the router answers
+// ARP between the legs of the subnet (proxy ARP), so the NATs of one AZ reach each other
+// through the router, where faults apply.
+func (l *Lab) buildNAT(s *Site) error {
+	if err := netns.Veth(s.NAT, "eth0", l.Router, s.pubIf()); err != nil {
+		return err
+	}
+	leg := [][]string{
+		{"ip", "addr", "add", s.RouterPub + prefixLen(s.PublicCIDR), "dev", s.pubIf()},
+	}
+	if s.Index > 1 {
+		leg = [][]string{
+			{"ip", "addr", "add", s.RouterPub + "/32", "dev", s.pubIf()},
+			{"ip", "route", "add", s.NATIP + "/32", "dev", s.pubIf()},
+		}
+	}
+	leg = append(leg,
+		sysctl("net.ipv4.conf."+s.pubIf()+".rp_filter=0"),
+		sysctl("net.ipv4.conf."+s.pubIf()+".send_redirects=0"),
+	)
+	if l.shared(s) {
+		leg = append(leg,
+			sysctl("net.ipv4.conf."+s.pubIf()+".proxy_arp=1"),
+			sysctl("net.ipv4.neigh."+s.pubIf()+".proxy_delay=0"),
+		)
+	}
+	if err := run(l.Router, leg...); err != nil {
+		return err
+	}
+	// The NAT: one interface like an ENI, hairpinning, with its own IMDS on lo. Forwarding and
+	// masquerade are the agent's job.
+	return run(s.NAT,
+		[]string{"ip", "link", "set", "eth0", "down"},
+		[]string{"ip", "link", "set", "eth0", "address", s.MAC},
+		[]string{"ip", "link", "set", "eth0", "up"},
+		[]string{"ip", "addr", "add", s.NATIP + prefixLen(s.PublicCIDR), "dev", "eth0"},
+		[]string{"ip", "route", "add", "default", "via", s.RouterPub},
+		[]string{"ip", "addr", "add", IMDSAddr + "/32", "dev", "lo"},
+		sysctl("net.ipv4.conf.all.send_redirects=0"),
+		sysctl("net.ipv4.conf.eth0.send_redirects=0"),
+	)
+}
+
+// seedMoreNATs adds the NAT instances beyond each AZ's first to the simulator (the first ones
+// are seeded with their AZ): they share their AZ's subnets and route table, launched after
+// every first NAT, in order, and each has its own ENI and EIP. It returns their instance IDs.
+func (l *Lab) seedMoreNATs(sim *vpcsim.Sim, launch time.Time) ([]string, error) {
+	var ids []string
+	// The first NATs launched a minute apart up to a minute ago; the others since, 10s apart.
+	next := launch.Add(time.Duration(len(l.Sites)) * time.Minute)
+	for _, s := range l.NATs {
+		if s.Index == 1 {
+			continue
+		}
+		first := l.MustSite(s.AZ)
+		s.VPCID, s.PublicSubnet, s.PrivateSubnet, s.RouteTable = first.VPCID, first.PublicSubnet, first.PrivateSubnet, first.RouteTable
+		s.LaunchTime, next = next, next.Add(10*time.Second)
+		s.InstanceID, s.ENI = sim.AddInstance(vpcsim.InstanceSpec{
+			SubnetID:   s.PublicSubnet,
+			PrivateIP:  s.NATIP,
+			LaunchTime: s.LaunchTime,
+			Tags: map[string]string{
+				ClusterTag:                  Cluster,
+				"Name":                      "headnat-" + s.Name,
+				"aws:autoscaling:groupName": ASGName,
+			},
+		})
+		ids = append(ids, s.InstanceID)
+		s.AllocationID = sim.AddAddress(s.EIP)
+		if _, err := sim.AssociateAddress(s.AllocationID, s.ENI); err != nil {
+			return nil, fmt.Errorf("EIP of nat-%s: %w", s.Name, err)
+		}
+	}
+	return ids, nil
 }
 
 // faultChain is the lab's own chain in the router's filter table, jumped to first from FORWARD:

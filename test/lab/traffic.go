@@ -51,9 +51,9 @@ func (l *Lab) Echo(ctx context.Context, site *Site, timeout time.Duration) (stri
 	return strings.TrimSpace(string(b)), nil
 }
 
-// SiteByEIP returns the site whose EIP is ip, nil if none.
+// SiteByEIP returns the NAT instance whose EIP is ip, nil if none.
 func (l *Lab) SiteByEIP(ip string) *Site {
-	for _, s := range l.Sites {
+	for _, s := range l.NATs {
 		if s.EIP == ip {
 			return s
 		}
