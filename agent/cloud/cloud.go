@@ -88,6 +88,8 @@ const (
 	DefaultBaseBackoff     = 25 * time.Millisecond
 	DefaultConfirmAttempts = 10
 	DefaultConfirmInterval = 200 * time.Millisecond
+	// DefaultLaunchConsistencyWait: EC2 may take seconds to describe a new instance.
+	DefaultLaunchConsistencyWait = 30 * time.Second
 )
 
 // Options configure New. Empty endpoints mean the AWS defaults; the lab sets them.
@@ -105,6 +107,9 @@ type Options struct {
 	// How often and how far apart SourceDestCheckOff re-reads the ENI before giving up.
 	ConfirmAttempts int
 	ConfirmInterval time.Duration
+	// LaunchConsistencyWait is how long DescribeSelf re-reads (ConfirmInterval apart) an
+	// instance that EC2 does not know yet, as right after launch (default 30s).
+	LaunchConsistencyWait time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -137,6 +142,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ConfirmInterval <= 0 {
 		o.ConfirmInterval = DefaultConfirmInterval
+	}
+	if o.LaunchConsistencyWait <= 0 {
+		o.LaunchConsistencyWait = DefaultLaunchConsistencyWait
 	}
 }
 

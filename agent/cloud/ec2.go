@@ -100,9 +100,26 @@ func (c *Client) DescribeSelf(ctx context.Context, instanceID string) (Self, err
 	if instanceID == "" {
 		return Self{}, errors.New("describe self: empty instance id")
 	}
-	insts, err := c.describeInstances(ctx, "describe self", &ec2.DescribeInstancesInput{
-		InstanceIds: []string{instanceID},
-	})
+	// EC2 is eventually consistent: a fresh instance may not be described yet.
+	var insts []Instance
+	var err error
+	deadline := time.Now().Add(c.o.LaunchConsistencyWait)
+	for {
+		insts, err = c.describeInstances(ctx, "describe self", &ec2.DescribeInstancesInput{
+			InstanceIds: []string{instanceID},
+		})
+		if ErrorCode(err) != "InvalidInstanceID.NotFound" || !time.Now().Before(deadline) {
+			break
+		}
+		c.log.Info("this instance is not described yet (EC2 is eventually consistent); retrying", "instance", instanceID)
+		t := time.NewTimer(c.o.ConfirmInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Self{}, fmt.Errorf("describe self %s: %w", instanceID, err)
+		case <-t.C:
+		}
+	}
 	if err != nil {
 		return Self{}, fmt.Errorf("describe self %s: %w", instanceID, err)
 	}

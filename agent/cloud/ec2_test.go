@@ -75,7 +75,7 @@ func (w *world) client(t *testing.T, obs Observer) (*Client, *logBuffer) {
 	c, err := New(ctx, Options{
 		Region: testRegion, EC2Endpoint: w.url, ASGEndpoint: w.url,
 		Credentials: testCreds, Logger: log, Observer: obs,
-		ConfirmInterval: 10 * time.Millisecond,
+		ConfirmInterval: 10 * time.Millisecond, LaunchConsistencyWait: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -465,4 +465,31 @@ func TestCallTimeout(t *testing.T) {
 		t.Errorf("timeouts not observed: %v", obs.counts())
 	}
 	// Whether a timed-out write landed is unknown, as in AWS: the agent re-reads the table.
+}
+
+// Right after launch EC2 may not describe the instance yet: DescribeSelf re-reads until it
+// does, within LaunchConsistencyWait; an instance that never appears is still an error.
+func TestDescribeSelfWaitsForEventualConsistency(t *testing.T) {
+	sim := vpcsim.New(vpcsim.Options{Region: testRegion, Seed: 3, Staleness: 800 * time.Millisecond})
+	vpc := sim.AddVPC("198.18.0.0/16", nil)
+	sub := sim.AddSubnet(vpc, azA, "198.18.0.0/24", nil)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	c, err := New(context.Background(), Options{Region: testRegion, EC2Endpoint: srv.URL, Credentials: testCreds,
+		ConfirmInterval: 50 * time.Millisecond, LaunchConsistencyWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := sim.AddInstance(vpcsim.InstanceSpec{SubnetID: sub, Tags: map[string]string{TagCluster: testCluster}})
+	self, err := c.DescribeSelf(context.Background(), id)
+	if err != nil || self.ID != id || self.ClusterName != testCluster {
+		t.Fatalf("DescribeSelf of a new instance: %+v, %v", self, err)
+	}
+	c.o.LaunchConsistencyWait = 300 * time.Millisecond
+	start := time.Now()
+	if _, err := c.DescribeSelf(context.Background(), "i-0123456789abcdef0"); ErrorCode(err) != "InvalidInstanceID.NotFound" {
+		t.Fatalf("DescribeSelf of an unknown instance: %v", err)
+	} else if time.Since(start) > 3*time.Second {
+		t.Fatalf("gave up only after %s", time.Since(start))
+	}
 }
