@@ -19,8 +19,24 @@ func statusMain(ctx context.Context, e *env, args []string) error {
 	fs.SetOutput(e.stderr)
 	addr := fs.String("addr", "127.0.0.1:7070", "address of the local agent's HTTP server")
 	asJSON := fs.Bool("json", false, "print the raw /status JSON")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: headnat status [--addr HOST:PORT] [--json]
+
+Prints who serves which route table and why, the peers and recent decisions, from the local
+agent's /status.
+
+  --addr HOST:PORT  address of the local agent's HTTP server (default 127.0.0.1:7070)
+  --json            print the raw /status JSON
+`)
+	}
 	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
 		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments: %v", fs.Args())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
