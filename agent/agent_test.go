@@ -255,6 +255,22 @@ func (w *world) drive(a *agentOf, bound time.Duration, cond func() bool) bool {
 	return cond()
 }
 
+// waitRun drives the clock until Run returns, and returns its error.
+func (w *world) waitRun(a *agentOf, done <-chan error) error {
+	var err error
+	if !w.drive(a, 10*time.Second, func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	}) {
+		return errors.New("Run did not return")
+	}
+	return err
+}
+
 // On shutdown the agent reports draining, waits for a peer to take its tables, then returns.
 func TestDrainWaitsForHandOver(t *testing.T) {
 	w := newWorld(t, "a", "b")
@@ -288,18 +304,7 @@ func TestDrainWaitsForHandOver(t *testing.T) {
 	if err := w.sim.SetRoute(w.tables["a"], "0.0.0.0/0", w.nats["b"].eni); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	if !w.drive(a, 10*time.Second, func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	}) {
-		t.Fatal("Run did not return after the hand-over")
-	}
-	if err != nil {
+	if err := w.waitRun(a, done); err != nil {
 		t.Fatal(err)
 	}
 	if waited := w.clock.Now().Sub(start); waited >= a.cfg.DrainTimeout {
@@ -338,18 +343,7 @@ func TestDrainDeadlineAndNoPeer(t *testing.T) {
 			}
 			cancel()
 			start := w.clock.Now()
-			var err error
-			if !w.drive(a, 10*time.Second, func() bool {
-				select {
-				case err = <-done:
-					return true
-				default:
-					return false
-				}
-			}) {
-				t.Fatal("Run did not return")
-			}
-			if err != nil {
+			if err := w.waitRun(a, done); err != nil {
 				t.Fatal(err)
 			}
 			waited := w.clock.Now().Sub(start)

@@ -46,21 +46,10 @@ func (l *Lab) startSim() error {
 		sim.Associate(s.RouteTable, s.PrivateSubnet)
 		// Older first: site a's instance launched first.
 		s.LaunchTime = launch.Add(time.Duration(i) * time.Minute)
-		s.InstanceID, s.ENI = sim.AddInstance(vpcsim.InstanceSpec{
-			SubnetID:   s.PublicSubnet,
-			PrivateIP:  s.NATIP,
-			LaunchTime: s.LaunchTime,
-			Tags: map[string]string{
-				ClusterTag:                  Cluster,
-				"Name":                      "headnat-" + s.Name,
-				"aws:autoscaling:groupName": ASGName,
-			},
-		})
-		ids = append(ids, s.InstanceID)
-		s.AllocationID = sim.AddAddress(s.EIP)
-		if _, err := sim.AssociateAddress(s.AllocationID, s.ENI); err != nil {
+		if err := s.addInstance(sim); err != nil {
 			return err
 		}
+		ids = append(ids, s.InstanceID)
 	}
 	more, err := l.seedMoreNATs(sim, launch)
 	if err != nil {

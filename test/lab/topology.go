@@ -309,21 +309,10 @@ func (l *Lab) seedMoreNATs(sim *vpcsim.Sim, launch time.Time) ([]string, error) 
 		first := l.MustSite(s.AZ)
 		s.VPCID, s.PublicSubnet, s.PrivateSubnet, s.RouteTable = first.VPCID, first.PublicSubnet, first.PrivateSubnet, first.RouteTable
 		s.LaunchTime, next = next, next.Add(10*time.Second)
-		s.InstanceID, s.ENI = sim.AddInstance(vpcsim.InstanceSpec{
-			SubnetID:   s.PublicSubnet,
-			PrivateIP:  s.NATIP,
-			LaunchTime: s.LaunchTime,
-			Tags: map[string]string{
-				ClusterTag:                  Cluster,
-				"Name":                      "headnat-" + s.Name,
-				"aws:autoscaling:groupName": ASGName,
-			},
-		})
-		ids = append(ids, s.InstanceID)
-		s.AllocationID = sim.AddAddress(s.EIP)
-		if _, err := sim.AssociateAddress(s.AllocationID, s.ENI); err != nil {
-			return nil, fmt.Errorf("EIP of nat-%s: %w", s.Name, err)
+		if err := s.addInstance(sim); err != nil {
+			return nil, err
 		}
+		ids = append(ids, s.InstanceID)
 	}
 	return ids, nil
 }
@@ -337,4 +326,24 @@ func (l *Lab) installFaultChain() error {
 		[]string{"iptables", "-w", "-N", faultChain},
 		[]string{"iptables", "-w", "-I", "FORWARD", "1", "-j", faultChain},
 	)
+}
+
+// addInstance adds the site's NAT instance to the simulator, in the cluster and the lab's Auto
+// Scaling group, with its EIP associated.
+func (s *Site) addInstance(sim *vpcsim.Sim) error {
+	s.InstanceID, s.ENI = sim.AddInstance(vpcsim.InstanceSpec{
+		SubnetID:   s.PublicSubnet,
+		PrivateIP:  s.NATIP,
+		LaunchTime: s.LaunchTime,
+		Tags: map[string]string{
+			ClusterTag:                  Cluster,
+			"Name":                      "headnat-" + s.Name,
+			"aws:autoscaling:groupName": ASGName,
+		},
+	})
+	s.AllocationID = sim.AddAddress(s.EIP)
+	if _, err := sim.AssociateAddress(s.AllocationID, s.ENI); err != nil {
+		return fmt.Errorf("EIP of nat-%s: %w", s.Name, err)
+	}
+	return nil
 }
