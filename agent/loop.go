@@ -53,10 +53,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if !a.cfg.DryRun {
-		wg.Go(func() { a.every(loopCtx, a.cfg.VerifyInterval, a.verifyAndRepair) })
+		// Verified once before the first self check, so that it need not fail "not verified yet".
+		a.verifyAndRepair(ctx)
+		wg.Go(func() { a.every(loopCtx, a.cfg.VerifyInterval, false, a.verifyAndRepair) })
 	}
-	wg.Go(func() { a.every(loopCtx, a.cfg.Egress.Interval, a.checkSelf) })
-	wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, func(ctx context.Context) { a.refresh(ctx) }) })
+	wg.Go(func() { a.every(loopCtx, a.cfg.Egress.Interval, true, a.checkSelf) })
+	wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, func(ctx context.Context) { a.refresh(ctx) }) })
 	tick := a.clock.NewTicker(a.cfg.Probe.Interval)
 	defer tick.Stop()
 	var runErr error
@@ -98,16 +100,19 @@ func (a *Agent) prepare(ctx context.Context) error {
 	return nil
 }
 
-// every runs fn now and then every d until ctx ends.
-func (a *Agent) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+// every runs fn every d (and at once with now) until ctx ends.
+func (a *Agent) every(ctx context.Context, d time.Duration, now bool, fn func(context.Context)) {
 	t := a.clock.NewTicker(d)
 	defer t.Stop()
-	for {
+	if now {
 		fn(ctx)
+	}
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
+			fn(ctx)
 		}
 	}
 }
