@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
 	"github.com/headnat/headnat/agent/dataplane"
 )
@@ -439,5 +440,39 @@ func TestResolveAgentPort(t *testing.T) {
 	}
 	if _, err := newAgentErr(w, "a", func(c *config.Config) { c.Listen = "nope" }); err == nil {
 		t.Error("listen without a port accepted")
+	}
+}
+
+// A claim decided on a stale view ("no default route") meets a route a peer made meanwhile:
+// the agent does not replace it, re-reads, and leaves the table with its (restarting) owner.
+func TestStaleClaimDoesNotReplace(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	ctx := context.Background()
+	b := w.newAgent("b", func(c *config.Config) { c.Probe.RestartGrace = time.Minute }, Options{})
+	b.mu.Lock()
+	for i := range b.view.cluster.Tables {
+		if tb := &b.view.cluster.Tables[i]; tb.ID == w.tables["a"] {
+			tb.State, tb.Target = cloud.RouteMissing, cloud.RouteTarget{}
+		}
+	}
+	b.mu.Unlock()
+	b.peers.Fail(w.nats["a"].id, syscall.ECONNREFUSED)
+	b.rise(ctx)
+	w.ticks(ctx, b, b.cfg.Probe.Fall+3)
+	if got, _ := w.target("a"); got != "a" {
+		t.Fatalf("table a targets %q, want a: a stale claim replaced a live route", got)
+	}
+	if n := w.gate.count("ReplaceRoute"); n != 0 {
+		t.Fatalf("%d ReplaceRoute calls, want none", n)
+	}
+	st := b.status()
+	if len(st.Decisions) != 1 || st.Decisions[0].Result != "stale" {
+		t.Fatalf("decisions %+v, want one stale claim", st.Decisions)
+	}
+	b.mu.Lock()
+	held := b.view.Held()
+	b.mu.Unlock()
+	if len(held) != 1 {
+		t.Fatalf("after the re-read b holds %v, want only its own table", held)
 	}
 }

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/failover"
 )
 
@@ -70,7 +72,8 @@ func (wr *writer) InFlight(table string) bool {
 func (wr *writer) Wait() { wr.wg.Wait() }
 
 // doWrite points one table at this instance (or logs it in a dry run) and records the
-// decision; it reports whether the route now targets this instance.
+// decision; it reports whether the table is settled for now: its route targets this instance,
+// or the decision proved stale and the view was re-read.
 func (a *Agent) doWrite(ctx context.Context, w failover.Write, decided time.Time) bool {
 	d := api.Decision{Time: decided, Table: w.TableID, Kind: string(w.Kind), Target: a.res.Identity.InstanceID, TargetENI: w.TargetENI, Reason: w.Reason}
 	log := a.log.With("table", w.TableID, "kind", w.Kind, "action", w.Action, "target", w.TargetENI, "reason", w.Reason)
@@ -82,11 +85,19 @@ func (a *Agent) doWrite(ctx context.Context, w failover.Write, decided time.Time
 		start := a.clock.Now()
 		err := a.cl.PointRoute(ctx, w.TableID, w.TargetENI, w.Reason, w.Action == failover.ActionCreate)
 		done := a.clock.Now()
-		if err != nil {
+		switch {
+		case errors.Is(err, cloud.ErrRouteExists):
+			// Decided on a view older than someone else's route: re-read, decide again.
+			d.Result, d.Error = "stale", err.Error()
+			log.Warn("route appeared since the last read; re-reading the cluster", "err", err)
+			a.metrics.RouteWrite(string(w.Kind), "stale")
+			a.refresh(ctx)
+			ok = true // nothing queued for this table may run on the stale view
+		case err != nil:
 			d.Result, d.Error = "error", err.Error()
 			log.Error("point route", "err", err)
 			a.metrics.RouteWrite(string(w.Kind), "error")
-		} else {
+		default:
 			ok = true
 			d.Result = "ok"
 			log.Info("pointed route at this instance", "took", done.Sub(start).Round(time.Millisecond))

@@ -514,9 +514,15 @@ func (c *Client) SourceDestCheckOff(ctx context.Context) error {
 	return c.DisableSourceDestCheck(ctx, self.ENI)
 }
 
+// ErrRouteExists: a CreateRoute found a default route to something else. The caller decided
+// on a view older than that route and should re-read before deciding again.
+var ErrRouteExists = errors.New("the default route already exists")
+
 // PointRoute points the table's default route at eni. With create it calls CreateRoute
-// (the route is absent), else ReplaceRoute; each falls back to the other when EC2 answers
-// that the route is absent or already there (RouteAlreadyExists).
+// (the route is absent), else ReplaceRoute, falling back to CreateRoute when EC2 answers that
+// the route is absent. A CreateRoute that finds the route there never replaces it: it
+// succeeds if the route already targets eni (an earlier attempt of the same call), and else
+// fails with ErrRouteExists, since someone else made that route after the caller looked.
 func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error {
 	if tableID == "" || eniID == "" {
 		return fmt.Errorf("point route: empty table (%q) or ENI (%q)", tableID, eniID)
@@ -549,7 +555,7 @@ func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, 
 	if create {
 		err = createRoute()
 		if hasCode(err, "RouteAlreadyExists") {
-			err = replace()
+			err = c.createdAnyway(ctx, tableID, eniID, reason)
 		}
 	} else {
 		err = replace()
@@ -561,6 +567,35 @@ func (c *Client) PointRoute(ctx context.Context, tableID, eniID, reason string, 
 		return fmt.Errorf("point default route of %s at %s: %w", tableID, eniID, err)
 	}
 	return nil
+}
+
+// createdAnyway checks, after RouteAlreadyExists, whose the default route is.
+func (c *Client) createdAnyway(ctx context.Context, tableID, eniID, reason string) error {
+	var out *ec2.DescribeRouteTablesOutput
+	err := c.ec2Call(ctx, call{op: "DescribeRouteTables", reason: "route already exists: " + reason, attrs: []any{"table", tableID}},
+		func(ctx context.Context) error {
+			var err error
+			out, err = c.ec2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{tableID}}, c.ec2Opt())
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("read the existing route: %w", err)
+	}
+	if len(out.RouteTables) != 1 {
+		return bad("DescribeRouteTables", "want route table %s, got %d tables", tableID, len(out.RouteTables))
+	}
+	t, err := parseRouteTable(out.RouteTables[0])
+	if err != nil {
+		return err
+	}
+	if t.State == RouteActive && t.Target.ENI == eniID {
+		return nil
+	}
+	target := t.Target.ENI + t.Target.Other
+	if target == "" {
+		target = t.Target.InstanceID
+	}
+	return fmt.Errorf("%w: it targets %q (%s); not replaced", ErrRouteExists, target, t.State)
 }
 
 // routeAbsent reports a ReplaceRoute refused because the table has no such route:

@@ -251,17 +251,23 @@ func TestPointRoute(t *testing.T) {
 		t.Errorf("CreateRoute calls = %d, want 1 (fallback)", n)
 	}
 
-	// Create on a table that has one falls back to ReplaceRoute.
-	if err := c.PointRoute(ctx, w.rtbB, w.eniA, "fail-back", true); err != nil {
-		t.Fatalf("create on an existing route: %v", err)
+	// Create on a table whose route someone else made meanwhile replaces nothing: the caller
+	// decided on a stale view. Create of a route that already targets the ENI succeeds.
+	err := c.PointRoute(ctx, w.rtbB, w.eniA, "claim on a stale view", true)
+	if !errors.Is(err, ErrRouteExists) || !strings.Contains(err.Error(), w.eniB) {
+		t.Fatalf("create on a route to another ENI: %v, want ErrRouteExists naming %s", err, w.eniB)
 	}
-	check(w.rtbB, w.eniA)
-	if n := w.sim.CountCalls("ReplaceRoute"); n != 2 {
-		t.Errorf("ReplaceRoute calls = %d, want 2", n)
+	check(w.rtbB, w.eniB)
+	if n := w.sim.CountCalls("ReplaceRoute"); n != 1 {
+		t.Errorf("ReplaceRoute calls = %d, want 1 (no fallback from CreateRoute)", n)
 	}
+	if err := c.PointRoute(ctx, w.rtbB, w.eniB, "retried claim", true); err != nil {
+		t.Fatalf("create of a route that already targets the ENI: %v", err)
+	}
+	check(w.rtbB, w.eniB)
 
 	// A bad target is one clear error, and the route is untouched.
-	err := c.PointRoute(ctx, w.rtbA, "eni-0ffffffffffffffff", "bad", false)
+	err = c.PointRoute(ctx, w.rtbA, "eni-0ffffffffffffffff", "bad", false)
 	if err == nil || ErrorCode(err) != "InvalidNetworkInterfaceID.NotFound" {
 		t.Errorf("PointRoute to an unknown ENI: %v (code %q)", err, ErrorCode(err))
 	}
