@@ -153,6 +153,7 @@ func (v *clusterView) Observation(now time.Time, self health.SelfResult) failove
 				actedWindow: 2 * v.failback, restartGrace: v.restartGrace}
 			fi.AliveWhy, fi.Claims = l.presumedAlive()
 			fi.PresumedAlive = fi.AliveWhy != ""
+			fi.Starting = fi.PresumedAlive && st.LastErr == "" && st.Answer.Starting
 		} else {
 			// A member not probed yet (just discovered): unknown, not dead; it claims nothing.
 			fi.PresumedAlive, fi.AliveWhy = true, "not probed yet"

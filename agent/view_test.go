@@ -212,3 +212,22 @@ func TestViewWroteAndHeld(t *testing.T) {
 		t.Fatalf("after Wrote: held %v, last move %v", got, v.lastMove["rtb-a"])
 	}
 }
+
+// A peer whose agent answers "starting" is presumed alive and Starting; a refused one is not
+// Starting.
+func TestViewObservationStarting(t *testing.T) {
+	starting := peerHealthy
+	starting.Healthy, starting.Answer = false, api.Healthz{Starting: true}
+	for _, tc := range []struct {
+		peer health.PeerState
+		want bool
+	}{{starting, true}, {peerRefused, false}} {
+		v := newTestView(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}))
+		v.Probed([]health.PeerState{tc.peer}, t0)
+		o := v.Observation(t0.Add(time.Second), health.SelfResult{Healthy: true})
+		a := o.Instances[slices.IndexFunc(o.Instances, func(in failover.Instance) bool { return in.ID == "i-a" })]
+		if !a.PresumedAlive || a.Starting != tc.want || a.Claims {
+			t.Errorf("peer %+v seen as %+v; want presumed alive, starting %v, not claiming", tc.peer.Answer, a, tc.want)
+		}
+	}
+}

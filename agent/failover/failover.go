@@ -55,6 +55,10 @@ type Instance struct {
 	// Claims: a presumed-alive peer that decides for itself and claims the tables it is
 	// preferred for (it answered healthy on some path). Only such a peer is deferred to.
 	Claims bool
+	// Starting: a presumed-alive peer whose agent answered that it is starting. It is deferred
+	// to only for a table with no default route at all, so that a cluster starting cold does
+	// not claim another AZ's table only to fail it back later.
+	Starting bool
 }
 
 // Table is one managed route table and its default (0.0.0.0/0) route.

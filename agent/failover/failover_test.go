@@ -38,6 +38,13 @@ func restarting(in Instance) Instance {
 	return in
 }
 
+// starting: its agent answers that it is starting (within the restart grace).
+func starting(in Instance) Instance {
+	in = restarting(in)
+	in.Starting = true
+	return in
+}
+
 // rising: it answers healthy but has not passed rise probes in the viewer's view yet.
 func rising(in Instance) Instance {
 	in = dead(in)
@@ -313,6 +320,20 @@ func TestDecideScenarios(t *testing.T) {
 			instances: []Instance{restarting(a), b},
 			tables:    []Table{ta},
 			owners:    map[string]string{"rtb-a": "i-b"},
+		},
+		{
+			name:      "starting home-AZ peer, no default route: the others leave the claim to it",
+			instances: []Instance{starting(a), b},
+			tables:    []Table{missing(ta)},
+			owners:    map[string]string{"rtb-a": "i-b"},
+			defers:    map[string]string{"rtb-a": "i-a"},
+		},
+		{
+			name:      "starting home-AZ peer, dead target: the next instance takes it at once",
+			instances: []Instance{starting(a1), a2, dead(c)},
+			tables:    []Table{table("rtb-a", "az-a", "eni-c")},
+			writes:    map[string][]wantWrite{"i-a2": {{"rtb-a", ActionReplace, KindTakeover, []string{"unhealthy"}}}},
+			owners:    map[string]string{"rtb-a": "i-a2"},
 		},
 		{
 			name:      "rising home-AZ peer claims the dead target's table from its side: the others wait",

@@ -19,7 +19,10 @@ func PreferredOwner(t Table, instances []Instance) Owner {
 		o.Reason = "no healthy, non-draining instance"
 	}
 	// Healthy instances claim too, so the best claimant is either best or ranks above it.
-	if c, ok := top(t, instances, Instance.claimant); ok && c.ID != o.InstanceID {
+	claims := func(in Instance) bool {
+		return in.claimant() || (t.Missing && in.PresumedAlive && in.Starting && !in.Draining)
+	}
+	if c, ok := top(t, instances, claims); ok && c.ID != o.InstanceID {
 		o.DefersTo = c.ID
 		o.Reason += fmt.Sprintf("; %s ranks higher and claims the table from its side (%s)", c.ID, liveness(c))
 	}
