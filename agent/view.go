@@ -77,7 +77,9 @@ func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 		// Only a route newly pointed at the peer is its doing; a route that went blackhole
 		// under it says the opposite.
 		took := t.State == cloud.RouteActive && t.Target.ENI != p.Target.ENI
-		if st, ok := v.peerByENI(t.Target.ENI); ok && took && st.Decided && !st.Healthy {
+		// And only a peer my probes cannot reach at all: one that answered (starting, or
+		// unhealthy) or refused is not partitioned from me.
+		if st, ok := v.peerByENI(t.Target.ENI); ok && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp {
 			v.evidence[st.Peer.ID] = readStart
 			notes = append(notes, note{slog.LevelWarn, "peer unreachable from here took a route table: treating it as partitioned, not dead",
 				[]any{"peer", st.Peer.ID, "table", t.ID}})

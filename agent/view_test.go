@@ -45,6 +45,8 @@ var (
 	peerDead    = health.PeerState{Peer: health.Peer{ID: "i-a", ENI: "eni-a"}, Decided: true, LastErr: "i/o timeout"}
 	peerRefused = health.PeerState{Peer: health.Peer{ID: "i-a", ENI: "eni-a"}, Decided: true, LastErr: "connection refused", HostUp: true}
 	peerHealthy = health.PeerState{Peer: health.Peer{ID: "i-a", ENI: "eni-a"}, Decided: true, Healthy: true, Answer: api.Healthz{Healthy: true}}
+	// peerStarting answered 503 "starting" often enough to be decided unhealthy.
+	peerStarting = health.PeerState{Peer: health.Peer{ID: "i-a", ENI: "eni-a"}, Decided: true, Answer: api.Healthz{Starting: true}}
 )
 
 // Refreshed, in steps: each step is (my write at, read started at, read answer), and the
@@ -66,7 +68,8 @@ func TestViewRefreshed(t *testing.T) {
 		{"read older than my write keeps my write", peerDead, 6 * s, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}, "eni-b", true, false},
 		{"read newer than my write wins", peerDead, 4 * s, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}, "eni-a", true, true},
 		{"a dead peer seen taking a table is partitioned", peerDead, 0, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}, "eni-a", true, true},
-		{"a refused peer taking a table is evidence too", peerRefused, 0, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}, "eni-a", true, true},
+		{"a refused peer taking a table is no evidence", peerRefused, 0, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}, "eni-a", true, false},
+		{"a starting peer taking a table is no evidence", peerStarting, 0, 5 * s, map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}, "eni-a", true, false},
 		{"blackhole is a move, not evidence", peerDead, 0, 5 * s, map[string]string{"rtb-a": "blackhole", "rtb-b": "eni-b"}, "eni-a", true, false},
 	}
 	for _, tc := range cases {
@@ -82,7 +85,7 @@ func TestViewRefreshed(t *testing.T) {
 				moved = moved || !v.lastMove[id].IsZero()
 			}
 			target := v.cluster.Tables[0].Target.ENI
-			if strings.Contains(tc.name, "taking a table") {
+			if strings.Contains(tc.name, "taking a table") || strings.Contains(tc.name, "took a table") {
 				target = v.cluster.Tables[1].Target.ENI
 			}
 			_, evidence := v.evidence["i-a"]
