@@ -272,6 +272,14 @@ func (w *world) waitRun(a *agentOf, done <-chan error) error {
 	return err
 }
 
+// settled: the agent is healthy, holds held tables, and sees a peer that can take them or not.
+func (a *agentOf) settled(held int, peerCanTake bool) bool {
+	healthy := a.healthz().Healthy
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return healthy && len(a.view.Held()) == held && a.view.AnyPeerCanTake() == peerCanTake
+}
+
 // On shutdown the agent reports draining, waits for a peer to take its tables, then returns.
 func TestDrainWaitsForHandOver(t *testing.T) {
 	w := newWorld(t, "a", "b")
@@ -280,12 +288,7 @@ func TestDrainWaitsForHandOver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runAgent(ctx, a)
-	if !w.drive(a, 10*time.Second, func() bool {
-		healthy := a.healthz().Healthy
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return healthy && a.view.AnyPeerCanTake()
-	}) {
+	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
 		t.Fatalf("agent a not healthy with a healthy peer: %+v", a.healthz())
 	}
 	cancel()
@@ -330,16 +333,11 @@ func TestDrainDeadlineAndNoPeer(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := runAgent(ctx, a)
-			if !w.drive(a, 10*time.Second, func() bool {
-				healthy := a.healthz().Healthy
-				a.mu.Lock()
-				defer a.mu.Unlock()
-				want := 1 // table a; with b dead a takes table b too
-				if !tc.peer {
-					want = 2
-				}
-				return healthy && len(a.view.Held()) == want && a.view.AnyPeerCanTake() == tc.peer
-			}) {
+			held := 1 // table a; with b dead a takes table b too
+			if !tc.peer {
+				held = 2
+			}
+			if !w.drive(a, 10*time.Second, func() bool { return a.settled(held, tc.peer) }) {
 				t.Fatalf("agent a not settled: %+v", a.healthz())
 			}
 			cancel()
