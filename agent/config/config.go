@@ -45,6 +45,7 @@ type Config struct {
 	Probe            Probe         `yaml:"probe"`
 	Egress           Egress        `yaml:"egress"`
 	Conntrack        Conntrack     `yaml:"conntrack"`
+	Tailnet          Tailnet       `yaml:"tailnet"`
 	AWS              AWS           `yaml:"aws"`
 	StatePath        string        `yaml:"state_path"`
 	DryRun           bool          `yaml:"dry_run"`
@@ -137,11 +138,32 @@ type Conntrack struct {
 	UDPStreamTimeout      time.Duration `yaml:"udp_stream_timeout"`
 }
 
+// Tailnet is the headscale tailnet this instance joins as a subnet router. With no
+// LoginServer there is no tailnet: NAT and failover work without one.
+type Tailnet struct {
+	LoginServer string `yaml:"login_server"` // headscale's URL
+	// The pre-auth key comes from an SSM SecureString parameter or from a file, never from
+	// the config itself.
+	AuthKeySSMParameter string         `yaml:"auth_key_ssm_parameter"`
+	AuthKeyFile         string         `yaml:"auth_key_file"`
+	Socket              string         `yaml:"socket"`    // tailscaled's LocalAPI socket
+	Interface           string         `yaml:"interface"` // tailscaled's TUN device
+	Tags                []string       `yaml:"tags"`      // tags the node advertises
+	ExtraRoutes         []netip.Prefix `yaml:"extra_routes"`
+	// CIDR is the tailnet's address range: its sources are forwarded to the VPC and may
+	// reach the agent's port.
+	CIDR netip.Prefix `yaml:"cidr"`
+}
+
+// Enabled reports whether a tailnet is configured.
+func (t Tailnet) Enabled() bool { return t.LoginServer != "" }
+
 // AWS endpoints are empty on AWS; the lab points them at its simulator.
 type AWS struct {
 	Region              string `yaml:"region"`
 	EC2Endpoint         string `yaml:"ec2_endpoint"`
 	AutoScalingEndpoint string `yaml:"autoscaling_endpoint"`
+	SSMEndpoint         string `yaml:"ssm_endpoint"`
 	IMDSEndpoint        string `yaml:"imds_endpoint"`
 }
 
@@ -160,6 +182,12 @@ func Default() Config {
 		Probe:     Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
 		Egress:    Egress{K: 1, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
 		StatePath: "/run/headnat/dataplane.json",
+		Tailnet: Tailnet{
+			Socket:    "/var/run/tailscale/tailscaled.sock",
+			Interface: "tailscale0",
+			Tags:      []string{"tag:nat"},
+			CIDR:      netip.MustParsePrefix("100.64.0.0/10"),
+		},
 	}
 }
 
@@ -264,6 +292,18 @@ func Keys() []Key {
 				return strings.Join(ss, ",")
 			}}
 	}
+	prefix := func(name, help string, p func(*Config) *netip.Prefix) Key {
+		return Key{Name: name, Type: "CIDR", Help: help,
+			set: func(c *Config, v string) error {
+				q, err := netip.ParsePrefix(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("invalid CIDR %q", v)
+				}
+				*p(c) = q
+				return nil
+			},
+			get: func(c *Config) string { return p(c).String() }}
+	}
 	list := func(name, typ, help string, p func(*Config) *[]string) Key {
 		return Key{Name: name, Type: typ, Help: help,
 			set: func(c *Config, v string) error { *p(c) = splitList(v); return nil },
@@ -296,9 +336,18 @@ func Keys() []Key {
 		dur("conntrack.tcp_established_timeout", "conntrack timeout of established TCP (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.TCPEstablishedTimeout }),
 		dur("conntrack.udp_timeout", "conntrack timeout of one-way UDP (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.UDPTimeout }),
 		dur("conntrack.udp_stream_timeout", "conntrack timeout of UDP streams (0: the data plane's default)", func(c *Config) *time.Duration { return &c.Conntrack.UDPStreamTimeout }),
+		str("tailnet.login_server", "headscale URL to join as a subnet router (empty: no tailnet)", func(c *Config) *string { return &c.Tailnet.LoginServer }),
+		str("tailnet.auth_key_ssm_parameter", "SSM SecureString parameter holding the pre-auth key", func(c *Config) *string { return &c.Tailnet.AuthKeySSMParameter }),
+		str("tailnet.auth_key_file", "file holding the pre-auth key (instead of SSM)", func(c *Config) *string { return &c.Tailnet.AuthKeyFile }),
+		str("tailnet.socket", "tailscaled's LocalAPI socket", func(c *Config) *string { return &c.Tailnet.Socket }),
+		str("tailnet.interface", "tailscaled's TUN interface", func(c *Config) *string { return &c.Tailnet.Interface }),
+		list("tailnet.tags", "tag:NAME[,tag:NAME...]", "tags the node advertises", func(c *Config) *[]string { return &c.Tailnet.Tags }),
+		cidrs("tailnet.extra_routes", "routes to advertise besides the VPC CIDRs", func(c *Config) *[]netip.Prefix { return &c.Tailnet.ExtraRoutes }),
+		prefix("tailnet.cidr", "the tailnet's address range (forwarded to the VPC, admitted to the agent's port)", func(c *Config) *netip.Prefix { return &c.Tailnet.CIDR }),
 		str("aws.region", "AWS region (default: from IMDS)", func(c *Config) *string { return &c.AWS.Region }),
 		str("aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.EC2Endpoint }),
 		str("aws.autoscaling_endpoint", "Auto Scaling endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.AutoScalingEndpoint }),
+		str("aws.ssm_endpoint", "SSM endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.SSMEndpoint }),
 		str("aws.imds_endpoint", "IMDS endpoint URL (default: 169.254.169.254)", func(c *Config) *string { return &c.AWS.IMDSEndpoint }),
 		str("state_path", "where the data plane records the sysctls it replaced", func(c *Config) *string { return &c.StatePath }),
 		boolean("dry_run", "log route writes instead of doing them; change nothing on the host", func(c *Config) *bool { return &c.DryRun }),
@@ -425,6 +474,10 @@ func (c *Config) Validate() error {
 	checkCIDRs("vpc_cidrs", c.VPCCIDRs)
 	checkCIDRs("extra_source_cidrs", c.ExtraSourceCIDRs)
 	checkCIDRs("agent_source_cidrs", c.AgentSourceCIDRs)
+	checkCIDRs("tailnet.extra_routes", c.Tailnet.ExtraRoutes)
+	if c.Tailnet.Enabled() {
+		errs = append(errs, c.Tailnet.validate())
+	}
 	for _, id := range c.RouteTables {
 		if !strings.HasPrefix(id, "rtb-") {
 			bad("route_tables: %q is not a route table id (rtb-...)", id)
@@ -482,6 +535,40 @@ func (c *Config) Validate() error {
 	}
 	if c.Conntrack.Max < 0 {
 		bad("conntrack.max: must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func (t Tailnet) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if u, err := url.Parse(t.LoginServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("tailnet.login_server: %q is not an http(s) URL", t.LoginServer)
+	}
+	switch {
+	case t.AuthKeySSMParameter == "" && t.AuthKeyFile == "":
+		bad("tailnet: set tailnet.auth_key_ssm_parameter or tailnet.auth_key_file")
+	case t.AuthKeySSMParameter != "" && t.AuthKeyFile != "":
+		bad("tailnet: set only one of tailnet.auth_key_ssm_parameter and tailnet.auth_key_file")
+	}
+	if t.Socket == "" {
+		bad("tailnet.socket: must not be empty")
+	}
+	if t.Interface == "" {
+		bad("tailnet.interface: must not be empty")
+	}
+	for _, tag := range t.Tags {
+		if name, ok := strings.CutPrefix(tag, "tag:"); !ok || name == "" || strings.ContainsAny(name, " ,:") {
+			bad("tailnet.tags: %q is not a tag (tag:NAME)", tag)
+		}
+	}
+	switch {
+	case !t.CIDR.IsValid():
+		bad("tailnet.cidr: invalid CIDR")
+	case !t.CIDR.Addr().Is4():
+		bad("tailnet.cidr: %s is not IPv4", t.CIDR)
+	case t.CIDR.Masked() != t.CIDR:
+		bad("tailnet.cidr: %s has host bits set (did you mean %s?)", t.CIDR, t.CIDR.Masked())
 	}
 	return errors.Join(errs...)
 }

@@ -68,6 +68,12 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"egress timeout not below interval", "egress: {interval: 1s, timeout: 2s}\n", nil, "must be shorter than egress.interval"},
 		{"zero refresh", "", []string{"HEADNAT_REFRESH=0s"}, "refresh: must be positive"},
 		{"bad bool", "", []string{"HEADNAT_DRY_RUN=maybe"}, "not a boolean"},
+		{"tailnet without key", "tailnet: {login_server: 'http://203.0.113.5:8080'}\n", nil, "auth_key_ssm_parameter or tailnet.auth_key_file"},
+		{"tailnet with two keys", "tailnet: {login_server: 'http://203.0.113.5:8080', auth_key_file: /k, auth_key_ssm_parameter: /p}\n", nil, "only one of"},
+		{"tailnet url", "tailnet: {login_server: '203.0.113.5:8080', auth_key_file: /k}\n", nil, "not an http(s) URL"},
+		{"tailnet tag", "tailnet: {login_server: 'http://203.0.113.5', auth_key_file: /k, tags: [nat]}\n", nil, `"nat" is not a tag`},
+		{"tailnet cidr", "", []string{"HEADNAT_TAILNET_LOGIN_SERVER=http://203.0.113.5", "HEADNAT_TAILNET_AUTH_KEY_FILE=/k", "HEADNAT_TAILNET_CIDR=100.64.0.1/10"}, "host bits"},
+		{"tailnet route", "tailnet: {extra_routes: [198.19.0.1/16]}\n", nil, "host bits"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,7 +119,8 @@ func TestEverySettingThreeWays(t *testing.T) {
 	samples := map[string]string{
 		"duration": "1234ms", "int": "7", "bool": "true", "string": "x-value",
 		"CIDR[,CIDR...]": "198.18.0.0/16,198.19.0.0/16", "rtb-ID[,rtb-ID...]": "rtb-1,rtb-2",
-		"URL[,URL...]": "tcp://203.0.113.1:80,http://203.0.113.2/",
+		"URL[,URL...]":           "tcp://203.0.113.1:80,http://203.0.113.2/",
+		"tag:NAME[,tag:NAME...]": "tag:a,tag:b", "CIDR": "198.19.0.0/16",
 	}
 	seen := map[string]bool{}
 	for _, k := range Keys() {
