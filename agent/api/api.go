@@ -27,6 +27,22 @@ type Healthz struct {
 	LaunchTime time.Time `json:"launch_time"`
 	Tables     []string  `json:"tables"` // route tables that currently target me
 	Version    string    `json:"version"`
+	// Tailnet is this instance as a tailnet subnet router; nil when no tailnet is configured.
+	// It never makes the instance unhealthy: NAT and failover work without the tailnet.
+	Tailnet *Tailnet `json:"tailnet,omitempty"`
+}
+
+// Tailnet is this instance's tailnet state. It never carries the auth key.
+type Tailnet struct {
+	Backend    string   `json:"backend"` // tailscaled's backend state (Running, NeedsLogin, ...) or "unreachable"
+	IP         string   `json:"ip,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	Advertised []string `json:"advertised,omitempty"` // routes this instance advertises
+	Approved   bool     `json:"approved"`             // headscale approved every advertised route
+	Primary    []string `json:"primary,omitempty"`    // routes this instance is the primary router for
+	Degraded   bool     `json:"degraded"`
+	Error      string   `json:"error,omitempty"` // why degraded
+	Withdrawn  bool     `json:"withdrawn,omitempty"` // routes withdrawn for a drain
 }
 
 // Paths a peer was last reached over (PeerStatus.Via).

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,19 +28,24 @@ type MetricsOptions struct {
 // Metrics is the agent's Prometheus instrumentation, on its own registry (never the global one).
 // The agent calls its methods; a nil *Metrics ignores every call.
 type Metrics struct {
-	reg           *prometheus.Registry
-	now           func() time.Time
-	probeUp       *prometheus.GaugeVec
-	probeFailures *prometheus.CounterVec
-	routeWrites   *prometheus.CounterVec
-	failovers     prometheus.Counter
-	apiErrors     *prometheus.CounterVec
-	findings      prometheus.Gauge
-	healthy       prometheus.Gauge
-	probeRounds   prometheus.Counter
-	probeGaps     prometheus.Histogram
-	lastMove      atomic.Int64 // unix nanoseconds; 0: never
-	lastRound     atomic.Int64 // unix nanoseconds of the latest peer probe round; 0: none yet
+	reg             *prometheus.Registry
+	now             func() time.Time
+	probeUp         *prometheus.GaugeVec
+	probeFailures   *prometheus.CounterVec
+	routeWrites     *prometheus.CounterVec
+	failovers       prometheus.Counter
+	apiErrors       *prometheus.CounterVec
+	findings        prometheus.Gauge
+	healthy         prometheus.Gauge
+	probeRounds     prometheus.Counter
+	probeGaps       prometheus.Histogram
+	tailnetUp       prometheus.Gauge
+	tailnetDegraded prometheus.Gauge
+	tailnetApproved prometheus.Gauge
+	tailnetPrimary  prometheus.Gauge
+	tailnetBackend  *prometheus.GaugeVec
+	lastMove        atomic.Int64 // unix nanoseconds; 0: never
+	lastRound       atomic.Int64 // unix nanoseconds of the latest peer probe round; 0: none yet
 }
 
 // NewMetrics registers every headnat metric, plus the Go runtime and process collectors.
@@ -85,6 +91,26 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		Help:    "Time between the starts of consecutive peer probe rounds.",
 		Buckets: []float64{0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5},
 	})
+	m.tailnetUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "headnat_tailnet_running",
+		Help: "Whether tailscaled is logged in and running (1) or not (0).",
+	})
+	m.tailnetDegraded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "headnat_tailnet_degraded",
+		Help: "Whether the tailnet is configured but not working as a subnet router (1) or fine (0).",
+	})
+	m.tailnetApproved = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "headnat_tailnet_routes_approved",
+		Help: "Whether headscale approved every route this instance advertises (1) or not (0).",
+	})
+	m.tailnetPrimary = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "headnat_tailnet_primary_routes",
+		Help: "Advertised routes this instance is the tailnet's primary router for.",
+	})
+	m.tailnetBackend = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "headnat_tailnet_backend_state",
+		Help: "tailscaled's backend state (1 for the current state).",
+	}, []string{"state"})
 	sinceMove := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "headnat_seconds_since_last_route_move",
 		Help: "Seconds since this agent last moved a route; -1 if it never did.",
@@ -101,6 +127,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	build.Set(1)
 	m.reg.MustRegister(m.probeUp, m.probeFailures, m.routeWrites, m.failovers, m.apiErrors,
 		m.findings, m.healthy, m.probeRounds, m.probeGaps, sinceMove, build,
+		m.tailnetUp, m.tailnetDegraded, m.tailnetApproved, m.tailnetPrimary, m.tailnetBackend,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -207,4 +234,23 @@ func (m *Metrics) SetHealthy(ok bool) {
 	} else {
 		m.healthy.Set(0)
 	}
+}
+
+// SetTailnet records the tailnet state (t is never nil when a tailnet is configured).
+func (m *Metrics) SetTailnet(t *api.Tailnet) {
+	if m == nil || t == nil {
+		return
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m.tailnetUp.Set(b(t.Backend == "Running"))
+	m.tailnetDegraded.Set(b(t.Degraded))
+	m.tailnetApproved.Set(b(t.Approved))
+	m.tailnetPrimary.Set(float64(len(t.Primary)))
+	m.tailnetBackend.Reset()
+	m.tailnetBackend.WithLabelValues(t.Backend).Set(1)
 }

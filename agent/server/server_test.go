@@ -272,6 +272,24 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(text, `target="i-b"`) {
 		t.Error("forgotten probe target still exported")
 	}
+
+	m.SetTailnet(&api.Tailnet{Backend: "NeedsLogin", Degraded: true, Error: "login refused"})
+	m.SetTailnet(&api.Tailnet{Backend: "Running", Approved: true, Primary: []string{"198.18.0.0/16"}})
+	text = metrics()
+	for _, l := range []string{
+		"headnat_tailnet_running 1",
+		"headnat_tailnet_degraded 0",
+		"headnat_tailnet_routes_approved 1",
+		"headnat_tailnet_primary_routes 1",
+		`headnat_tailnet_backend_state{state="Running"} 1`,
+	} {
+		if !hasLine(text, l) {
+			t.Errorf("tailnet metrics lack %q", l)
+		}
+	}
+	if strings.Contains(text, `state="NeedsLogin"`) {
+		t.Error("an old backend state is still exported")
+	}
 }
 
 func TestNilMetricsIgnoresCalls(t *testing.T) {
@@ -284,6 +302,7 @@ func TestNilMetricsIgnoresCalls(t *testing.T) {
 	m.APIError("op", "code")
 	m.Findings(1)
 	m.SetHealthy(true)
+	m.SetTailnet(&api.Tailnet{Backend: "Running"})
 }
 
 func TestServeShutsDownWithContext(t *testing.T) {
