@@ -117,4 +117,33 @@ func printStatus(w io.Writer, st api.Status) {
 	for _, f := range st.Findings {
 		fmt.Fprintf(w, "data plane: %s\n", f.Detail)
 	}
+	if tn := st.Self.Tailnet; tn != nil {
+		fmt.Fprintln(w)
+		fmt.Fprint(w, tailnetLine(*tn))
+	}
+}
+
+// tailnetLine says what this instance is on the tailnet, in one or two lines.
+func tailnetLine(tn api.Tailnet) string {
+	approved := "routes NOT approved by headscale"
+	if tn.Approved {
+		approved = "routes approved"
+	}
+	primary := "standby router"
+	if len(tn.Primary) > 0 {
+		primary = "PRIMARY router for " + strings.Join(tn.Primary, ", ")
+	}
+	ip := tn.IP
+	if ip == "" {
+		ip = "no tailnet IP"
+	}
+	out := fmt.Sprintf("tailnet: %s %s (%s), %s, advertising %s: %s, %s\n", tn.Backend, tn.Hostname, ip,
+		map[bool]string{true: "DEGRADED", false: "ok"}[tn.Degraded], strings.Join(tn.Advertised, ", "), approved, primary)
+	if tn.Withdrawn {
+		out += "tailnet: routes withdrawn (draining)\n"
+	}
+	if tn.Error != "" {
+		out += "tailnet: " + tn.Error + "\n"
+	}
+	return out
 }
