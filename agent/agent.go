@@ -69,9 +69,10 @@ type Agent struct {
 	writer  *writer
 	checks  *dataplaneChecks
 
-	mu        sync.Mutex // guards view, owners, decisions
+	mu        sync.Mutex // guards view, owners, pending, decisions
 	view      *clusterView
 	owners    map[string]failover.Owner
+	pending   map[string]failover.Write // table -> fail-back this agent waits to make
 	decisions []api.Decision
 }
 

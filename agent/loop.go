@@ -187,6 +187,10 @@ func (a *Agent) tick(ctx context.Context) {
 	}
 	a.mu.Lock()
 	a.owners = d.Owners
+	a.pending = map[string]failover.Write{}
+	for _, p := range d.Pending {
+		a.pending[p.TableID] = p
+	}
 	a.mu.Unlock()
 	for _, w := range d.Writes {
 		a.writer.Submit(ctx, w, now)
