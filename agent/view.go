@@ -83,9 +83,9 @@ func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 		// under it says the opposite.
 		took := t.State == cloud.RouteActive && t.Target.ENI != p.Target.ENI
 		// And only a peer my probes cannot reach at all: one that answered (starting, or
-		// unhealthy) or refused is not partitioned from me. With a tailnet, its answers there
-		// say whether it is partitioned, and a peer silent on both paths is dead even if it
-		// moved a table before it died.
+		// unhealthy) or refused is not partitioned from me. With a tailnet, its answers there say
+		// whether it is partitioned; this evidence would keep a peer silent on both paths (dead,
+		// as far as I can tell) for 2 x failback_after, so it is not recorded.
 		if st, ok := v.peerByENI(t.Target.ENI); ok && !v.tailnet && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp {
 			v.evidence[st.Peer.ID] = readStart
 			notes = append(notes, note{slog.LevelWarn, "peer unreachable from here took a route table: treating it as partitioned, not dead",
@@ -144,7 +144,7 @@ func (v *clusterView) notePartition(st health.PeerState) []note {
 	switch {
 	case is && !was:
 		v.partitioned[id] = true
-		return []note{{slog.LevelWarn, "peer partitioned: unreachable over the VPC, answers healthy over the tailnet; its tables stay with it",
+		return []note{{slog.LevelWarn, "peer partitioned: unreachable over the VPC, answers healthy over the tailnet; treating it as alive",
 			[]any{"peer", id, "az", st.Peer.AZ, "vpc_err", st.LastErr}}}
 	case was && !is:
 		delete(v.partitioned, id)
