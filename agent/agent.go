@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/headnat/headnat/agent/api"
@@ -46,6 +47,23 @@ type Deps struct {
 	Peers health.PeerPath
 	// Egress are the own-egress probes; nil: built from the configured egress targets.
 	Egress []health.Probe
+
+	// The tailnet as the second health path (nil: no tailnet).
+	//
+	// TailnetPeers asks a peer for /healthz over the tailnet, each round, concurrently with the
+	// VPC path (health.HTTPPath{Port: cfg.PeerPort, Tailnet: true, Client: ...} fits). With it,
+	// a peer that fails over the VPC but answers healthy over the tailnet is partitioned, not
+	// dead: it keeps its tables and decides for itself; a peer that fails both paths is dead
+	// within fall x interval + timeout, as without a tailnet. The old partition evidence ("took a
+	// route table while failing my probes") is then not used; without TailnetPeers it is.
+	TailnetPeers health.PeerPath
+	// TailnetIPs returns the peers' tailnet addresses by instance id; required with
+	// TailnetPeers. It is called once per probe round, on the probe loop, so it must return at
+	// once (serve a cached map; the map is only read). It may return nil or a partial map while
+	// the tailnet is down: a peer without an address is not asked over the tailnet that round,
+	// which counts as a failed tailnet probe (so a short gap does not end a partition; fall
+	// rounds without an address do).
+	TailnetIPs func() map[string]netip.Addr
 }
 
 // Options are the run modes.
@@ -69,9 +87,12 @@ type Agent struct {
 	writer  *writer
 	checks  *dataplaneChecks
 
-	mu        sync.Mutex // guards view, owners, decisions
+	tailnetIPs func() map[string]netip.Addr // Deps.TailnetIPs; nil: no tailnet
+
+	mu        sync.Mutex // guards view, owners, pending, decisions
 	view      *clusterView
 	owners    map[string]failover.Owner
+	pending   map[string]failover.Write // table -> fail-back this agent waits to make
 	decisions []api.Decision
 }
 
@@ -83,6 +104,9 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 	}
 	if d.Cloud == nil || d.Dataplane == nil {
 		return nil, fmt.Errorf("agent: Deps.Cloud and Deps.Dataplane are required")
+	}
+	if d.TailnetPeers != nil && d.TailnetIPs == nil {
+		return nil, fmt.Errorf("agent: Deps.TailnetIPs is required with Deps.TailnetPeers")
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -125,8 +149,11 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 	if path == nil {
 		path = health.HTTPPath{Port: cfg.PeerPort, Client: health.NewClient(cfg.Probe.Timeout)}
 	}
-	if a.peers, err = health.NewPeerTracker(peerCfg, path, nil); err != nil {
+	if a.peers, err = health.NewPeerTracker(peerCfg, path, d.TailnetPeers); err != nil {
 		return nil, fmt.Errorf("peer probes: %w", err)
+	}
+	if d.TailnetPeers != nil {
+		a.tailnetIPs, a.view.tailnet = d.TailnetIPs, true
 	}
 	a.writer = newWriter(a.doWrite)
 	return a, nil

@@ -67,8 +67,12 @@ func TestRestartGraceKeepsTablesThenExpires(t *testing.T) {
 	if got, _ := w.target("a"); got != "a" {
 		t.Fatalf("table a moved to %q within the restart grace", got)
 	}
-	if why := b.status().Tables[0].PreferredReason; why == "" {
+	st := b.status()
+	if why := st.Tables[0].PreferredReason; why == "" {
 		t.Fatal("no preferred-owner reason")
+	}
+	if p := st.Peers[0]; !strings.HasPrefix(p.PresumedAlive, "agent restarting") {
+		t.Errorf("/status peer %+v does not say why a keeps its table", p)
 	}
 	w.ticks(ctx, b, 10) // past 5s
 	if got, _ := w.target("a"); got != "b" {

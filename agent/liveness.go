@@ -10,7 +10,7 @@ import (
 type liveness struct {
 	peer           health.PeerState
 	now            time.Time
-	actedAt        time.Time // when the peer was seen taking a table while failing my probes
+	actedAt        time.Time // when the peer was seen taking a table while failing my probes (only without a tailnet)
 	agentDownSince time.Time // since when its host answers but its agent does not
 	actedWindow    time.Duration
 	restartGrace   time.Duration
@@ -20,14 +20,16 @@ type liveness struct {
 // tables are not taken; failover.Instance.PresumedAlive), or "" when it may be. claims is true
 // when the peer decides for itself and will claim what it is preferred for: it answered
 // healthy on some path, or was just seen taking a table. A peer whose agent is restarting
-// keeps its tables (its kernel still forwards) but claims nothing.
+// keeps its tables (its kernel still forwards) but claims nothing. A partitioned peer (the
+// tailnet verdict, health.PeerState.Partitioned) comes first: failover.Instance.Partitioned
+// is set from the same test.
 func (l liveness) presumedAlive() (why string, claims bool) {
 	st := l.peer
 	switch {
 	case st.Healthy:
 		return "", false
-	case st.TailnetReachable && st.Answer.Healthy:
-		return "partitioned: answers healthy over the tailnet", true
+	case st.Partitioned():
+		return "partitioned: unreachable over the VPC, answers healthy over the tailnet", true
 	case st.LastErr == "" && st.Answer.Healthy:
 		// Rise/fall gates who is preferred, not who is dead.
 		return "rising: its latest answer says healthy", true

@@ -164,7 +164,7 @@ func (a *Agent) tick(ctx context.Context) {
 	a.mu.Lock()
 	members := a.view.Members()
 	a.mu.Unlock()
-	states := a.peers.Probe(ctx, members, now)
+	states := a.peers.Probe(ctx, withTailnetIPs(members, a.tailnetIPs), now)
 	for _, st := range states {
 		ok := st.LastErr == "" && st.Answer.Healthy // this probe, before rise/fall
 		a.metrics.ObserveProbe(st.Peer.ID, ok)
@@ -187,6 +187,10 @@ func (a *Agent) tick(ctx context.Context) {
 	}
 	a.mu.Lock()
 	a.owners = d.Owners
+	a.pending = map[string]failover.Write{}
+	for _, p := range d.Pending {
+		a.pending[p.TableID] = p
+	}
 	a.mu.Unlock()
 	for _, w := range d.Writes {
 		a.writer.Submit(ctx, w, now)

@@ -22,13 +22,18 @@ type clusterView struct {
 	tables       []string // configured route tables ("" all tagged)
 	failback     time.Duration
 	restartGrace time.Duration
+	// tailnet: peers are also probed over the tailnet, which tells a partitioned peer from a
+	// dead one; the evidence below is then neither recorded nor used. Without it, the evidence
+	// is the fallback.
+	tailnet bool
 
-	cluster   cloud.Cluster
-	peers     []health.PeerState
-	lastMove  map[string]time.Time // table -> when its target last changed in my view
-	wroteAt   map[string]time.Time // table -> when my own write pointing it at me completed
-	evidence  map[string]time.Time // peer -> when it took a table while failing my probes
-	agentDown map[string]time.Time // peer -> since when its host answers but its agent does not
+	cluster     cloud.Cluster
+	peers       []health.PeerState
+	lastMove    map[string]time.Time // table -> when its target last changed in my view
+	wroteAt     map[string]time.Time // table -> when my own write pointing it at me completed
+	evidence    map[string]time.Time // peer -> when it took a table while failing my probes
+	agentDown   map[string]time.Time // peer -> since when its host answers but its agent does not
+	partitioned map[string]bool      // peers partitioned from me (over the tailnet), for the log
 }
 
 // note is something worth a log line.
@@ -44,15 +49,15 @@ func newClusterView(self, selfENI string, selfInstance cloud.Instance, cfg confi
 		failback: cfg.FailbackAfter, restartGrace: cfg.Probe.RestartGrace,
 		cluster:  c,
 		lastMove: map[string]time.Time{}, wroteAt: map[string]time.Time{},
-		evidence: map[string]time.Time{}, agentDown: map[string]time.Time{},
+		evidence: map[string]time.Time{}, agentDown: map[string]time.Time{}, partitioned: map[string]bool{},
 	}
 }
 
 // Refreshed takes a cluster read from EC2 that started at readStart. A table this agent wrote
 // after readStart keeps its local state, so that a read racing a write neither undoes it nor
-// pins the move on a peer. A move made by someone else is noted; a peer that fails my probes
-// yet took a table is partitioned from me, not dead (evidence). A configured table that
-// vanished keeps the previous view.
+// pins the move on a peer. A move made by someone else is noted; without a tailnet, a peer that
+// fails my probes yet took a table is partitioned from me, not dead (evidence). A configured
+// table that vanished keeps the previous view.
 func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 	c, err := scope(c, v.tables, v.selfInstance)
 	if err != nil {
@@ -78,8 +83,10 @@ func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 		// under it says the opposite.
 		took := t.State == cloud.RouteActive && t.Target.ENI != p.Target.ENI
 		// And only a peer my probes cannot reach at all: one that answered (starting, or
-		// unhealthy) or refused is not partitioned from me.
-		if st, ok := v.peerByENI(t.Target.ENI); ok && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp {
+		// unhealthy) or refused is not partitioned from me. With a tailnet, its answers there say
+		// whether it is partitioned; this evidence would keep a peer silent on both paths (dead,
+		// as far as I can tell) for 2 x failback_after, so it is not recorded.
+		if st, ok := v.peerByENI(t.Target.ENI); ok && !v.tailnet && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp {
 			v.evidence[st.Peer.ID] = readStart
 			notes = append(notes, note{slog.LevelWarn, "peer unreachable from here took a route table: treating it as partitioned, not dead",
 				[]any{"peer", st.Peer.ID, "table", t.ID}})
@@ -102,10 +109,21 @@ func (v *clusterView) Wrote(table string, at time.Time) {
 }
 
 // Probed takes the latest peer probe results and tracks peers whose host answers while their
-// agent does not (refused, or answering that it is still starting).
+// agent does not (refused, or answering that it is still starting), and peers partitioned from
+// me (one note on entering and one on leaving, not one per round).
 func (v *clusterView) Probed(states []health.PeerState, now time.Time) []note {
 	var notes []note
 	v.peers = states
+	listed := map[string]bool{}
+	for _, st := range states {
+		listed[st.Peer.ID] = true
+		notes = append(notes, v.notePartition(st)...)
+	}
+	for id := range v.partitioned {
+		if !listed[id] {
+			delete(v.partitioned, id)
+		}
+	}
 	for _, st := range states {
 		starting := st.LastErr == "" && st.Answer.Starting
 		switch _, seen := v.agentDown[st.Peer.ID]; {
@@ -118,6 +136,25 @@ func (v *clusterView) Probed(states []health.PeerState, now time.Time) []note {
 		}
 	}
 	return notes
+}
+
+// notePartition records whether st's peer is partitioned from me, and says so when that changes.
+func (v *clusterView) notePartition(st health.PeerState) []note {
+	id, was, is := st.Peer.ID, v.partitioned[st.Peer.ID], st.Partitioned()
+	switch {
+	case is && !was:
+		v.partitioned[id] = true
+		return []note{{slog.LevelWarn, "peer partitioned: unreachable over the VPC, answers healthy over the tailnet; treating it as alive",
+			[]any{"peer", id, "az", st.Peer.AZ, "vpc_err", st.LastErr}}}
+	case was && !is:
+		delete(v.partitioned, id)
+		if st.Healthy || st.LastErr == "" {
+			return []note{{slog.LevelInfo, "peer no longer partitioned: it answers over the VPC again", []any{"peer", id, "healthy", st.Healthy}}}
+		}
+		return []note{{slog.LevelWarn, "peer no longer partitioned: no healthy answer over the tailnet either",
+			[]any{"peer", id, "vpc_err", st.LastErr, "tailnet_reachable", st.TailnetReachable, "answer_healthy", st.Answer.Healthy}}}
+	}
+	return nil
 }
 
 // Members are the peers to probe: every member but this instance.
@@ -155,6 +192,7 @@ func (v *clusterView) Observation(now time.Time, self health.SelfResult) failove
 				actedWindow: 2 * v.failback, restartGrace: v.restartGrace}
 			fi.AliveWhy, fi.Claims = l.presumedAlive()
 			fi.PresumedAlive = fi.AliveWhy != ""
+			fi.Partitioned = fi.PresumedAlive && st.Partitioned()
 			fi.Starting = fi.PresumedAlive && st.LastErr == "" && st.Answer.Starting
 		} else {
 			// A member not probed yet (just discovered): unknown, not dead; it claims nothing.

@@ -234,3 +234,91 @@ func TestViewObservationStarting(t *testing.T) {
 		}
 	}
 }
+
+// peerPartitioned fails over the VPC and answers healthy over the tailnet.
+var peerPartitioned = health.PeerState{Peer: health.Peer{ID: "i-a", ENI: "eni-a"}, Decided: true, LastErr: "i/o timeout",
+	Via: api.ViaTailnet, TailnetProbed: true, TailnetReachable: true, TailnetHealthy: true, Answer: api.Healthz{Healthy: true}}
+
+// A partitioned peer is presumed alive, claims, and is Partitioned for failover; the reason
+// says "partitioned".
+func TestViewObservationPartitioned(t *testing.T) {
+	v := newTestView(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}))
+	v.tailnet = true
+	v.Probed([]health.PeerState{peerPartitioned}, t0)
+	o := v.Observation(t0, health.SelfResult{Healthy: true, Since: t0.Add(-time.Minute)})
+	a := o.Instances[slices.IndexFunc(o.Instances, func(in failover.Instance) bool { return in.ID == "i-a" })]
+	if !a.PresumedAlive || !a.Claims || !a.Partitioned || !strings.HasPrefix(a.AliveWhy, "partitioned: ") {
+		t.Fatalf("partitioned peer seen as %+v", a)
+	}
+	// The same peer past its tailnet verdict is dead, and not Partitioned.
+	dead := peerPartitioned
+	dead.TailnetHealthy, dead.TailnetReachable, dead.Via = false, false, api.ViaNone
+	v.Probed([]health.PeerState{dead}, t0.Add(time.Second))
+	o = v.Observation(t0.Add(time.Second), health.SelfResult{Healthy: true, Since: t0.Add(-time.Minute)})
+	a = o.Instances[slices.IndexFunc(o.Instances, func(in failover.Instance) bool { return in.ID == "i-a" })]
+	if a.PresumedAlive || a.Partitioned || a.Claims {
+		t.Fatalf("peer silent on both paths seen as %+v", a)
+	}
+}
+
+// With a tailnet, a peer that fails my probes yet took a table is no evidence: its answers
+// over the tailnet say whether it is partitioned.
+func TestViewRefreshedNoEvidenceWithTailnet(t *testing.T) {
+	v := newTestView(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}))
+	v.tailnet = true
+	v.Probed([]health.PeerState{peerDead}, t0)
+	notes := v.Refreshed(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}), t0.Add(time.Second))
+	if _, ok := v.evidence["i-a"]; ok || v.lastMove["rtb-b"].IsZero() {
+		t.Fatalf("evidence %v, last move %v; want no evidence and the move noted", v.evidence, v.lastMove)
+	}
+	for _, n := range notes {
+		if strings.Contains(n.msg, "partitioned") {
+			t.Errorf("note %q", n.msg)
+		}
+	}
+}
+
+// Probed says when a peer enters and leaves a partition: once each, not every round.
+func TestViewPartitionNotes(t *testing.T) {
+	silent := peerPartitioned
+	silent.TailnetHealthy, silent.TailnetReachable, silent.Via = false, false, api.ViaNone
+	cases := []struct {
+		name   string
+		states []health.PeerState
+		want   []string // per round: "" no partition note, else a word of the note
+	}{
+		{"enter once, leave when the VPC answers",
+			[]health.PeerState{peerHealthy, peerPartitioned, peerPartitioned, peerPartitioned, peerHealthy},
+			[]string{"", "peer partitioned", "", "", "answers over the VPC again"}},
+		{"leave when the tailnet is silent too",
+			[]health.PeerState{peerPartitioned, peerPartitioned, silent, silent},
+			[]string{"peer partitioned", "", "no healthy answer over the tailnet either", ""}},
+		{"a dead peer is never partitioned", []health.PeerState{peerDead, silent, peerDead}, []string{"", "", ""}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newTestView(viewCluster(nil))
+			v.tailnet = true
+			for i, st := range tc.states {
+				var got []string
+				for _, n := range v.Probed([]health.PeerState{st}, t0.Add(time.Duration(i)*time.Second)) {
+					if strings.Contains(n.msg, "partitioned") {
+						got = append(got, n.msg)
+					}
+				}
+				switch w := tc.want[i]; {
+				case w == "" && len(got) > 0:
+					t.Fatalf("round %d: notes %q, want none", i, got)
+				case w != "" && (len(got) != 1 || !strings.Contains(got[0], w)):
+					t.Fatalf("round %d: notes %q, want one saying %q", i, got, w)
+				}
+			}
+		})
+	}
+	v := newTestView(viewCluster(nil))
+	v.Probed([]health.PeerState{peerPartitioned}, t0)
+	v.Probed(nil, t0.Add(time.Second)) // the peer left the cluster
+	if len(v.partitioned) != 0 {
+		t.Fatalf("a peer no longer listed is still tracked as partitioned: %v", v.partitioned)
+	}
+}

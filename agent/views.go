@@ -28,13 +28,20 @@ func (a *Agent) healthz() api.Healthz {
 // status is the whole view as /status serves it.
 func (a *Agent) status() api.Status {
 	hz := a.healthz()
-	findings := a.self.Last().Findings
+	self := a.self.Last()
+	findings := self.Findings
+	now := a.clock.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := api.Status{Time: a.clock.Now(), Self: hz, Config: summary(a.cfg, a.res), Decisions: slices.Clone(a.decisions)}
+	st := api.Status{Time: now, Self: hz, Config: summary(a.cfg, a.res), Decisions: slices.Clone(a.decisions)}
+	alive := map[string]string{}
+	for _, in := range a.view.Observation(now, self).Instances {
+		alive[in.ID] = in.AliveWhy
+	}
 	for _, p := range a.view.peers {
 		ps := p.Status()
 		ps.PrivateIP = validIP(p.Peer.IP)
+		ps.PresumedAlive = alive[p.Peer.ID]
 		st.Peers = append(st.Peers, ps)
 	}
 	c := a.view.cluster
@@ -50,6 +57,9 @@ func (a *Agent) status() api.Status {
 		}
 		if o, ok := a.owners[t.ID]; ok {
 			ts.PreferredOwner, ts.PreferredReason = o.InstanceID, o.Reason
+		}
+		if p, ok := a.pending[t.ID]; ok {
+			ts.Pending = p.Reason
 		}
 		st.Tables = append(st.Tables, ts)
 	}

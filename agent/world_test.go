@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -84,16 +86,29 @@ func newWorld(t *testing.T, names ...string) *world {
 // agentOf is one agent under test and its fakes.
 type agentOf struct {
 	*Agent
-	peers  *health.FakePath
-	egress *health.FakeProbe
-	dp     *FakeDataplane
-	logs   *syncBuffer
+	peers      *health.FakePath
+	egress     *health.FakeProbe
+	dp         *FakeDataplane
+	logs       *syncBuffer
+	tailnet    *health.FakePath // nil: no tailnet
+	tailnetIPs *fakeTailnetIPs
 }
 
 // newAgent builds the agent of NAT name. mod adjusts its configuration.
 func (w *world) newAgent(name string, mod func(*config.Config), o Options) *agentOf {
 	w.t.Helper()
-	a, err := w.build(name, mod, o)
+	a, err := w.build(name, mod, o, false)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return a
+}
+
+// newTailnetAgent builds the agent of NAT name with the tailnet as its second health path:
+// fake answers there too, and a tailnet address for every other NAT.
+func (w *world) newTailnetAgent(name string, mod func(*config.Config)) *agentOf {
+	w.t.Helper()
+	a, err := w.build(name, mod, Options{}, true)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -101,10 +116,10 @@ func (w *world) newAgent(name string, mod func(*config.Config), o Options) *agen
 }
 
 func newAgentErr(w *world, name string, mod func(*config.Config)) (*agentOf, error) {
-	return w.build(name, mod, Options{})
+	return w.build(name, mod, Options{}, false)
 }
 
-func (w *world) build(name string, mod func(*config.Config), o Options) (*agentOf, error) {
+func (w *world) build(name string, mod func(*config.Config), o Options, tailnet bool) (*agentOf, error) {
 	t := w.t
 	n := w.nats[name]
 	view, ok := w.sim.Instance(n.id)
@@ -138,18 +153,69 @@ func (w *world) build(name string, mod func(*config.Config), o Options) (*agentO
 	id := cloud.Identity{InstanceID: n.id, Region: "us-east-1", AZ: n.az, ENI: n.eni, PrivateIP: view.PrivateIP,
 		SubnetID: view.SubnetID, VPCID: view.VPCID, LaunchTime: view.LaunchTime,
 		VPCCIDRs: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}}
-	a, err := New(context.Background(), cfg, Deps{
+	deps := Deps{
 		Cloud: FixedIdentity{Client: cl, ID: id}, Dataplane: ao.dp, Clock: w.clock,
 		Metrics: server.NewMetrics(server.MetricsOptions{Now: w.clock.Now}),
 		Log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Peers:   ao.peers, Egress: []health.Probe{ao.egress},
-	}, o)
+	}
+	if tailnet {
+		ao.tailnet, ao.tailnetIPs = &health.FakePath{}, &fakeTailnetIPs{m: map[string]netip.Addr{}}
+		for i, other := range slices.Sorted(maps.Keys(w.nats)) {
+			if other != name {
+				ao.tailnetIPs.m[w.nats[other].id] = netip.AddrFrom4([4]byte{198, 19, 0, byte(1 + i)})
+			}
+		}
+		deps.TailnetPeers, deps.TailnetIPs = ao.tailnet, ao.tailnetIPs.get
+	}
+	a, err := New(context.Background(), cfg, deps, o)
 	if err != nil {
 		return nil, err
 	}
 	ao.Agent = a
 	return ao, nil
 }
+
+// fakeTailnetIPs serves the tailnet addresses an agent knows; off: none (the tailnet is down).
+type fakeTailnetIPs struct {
+	mu  sync.Mutex
+	m   map[string]netip.Addr
+	off bool
+}
+
+func (f *fakeTailnetIPs) get() map[string]netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.off {
+		return nil
+	}
+	return maps.Clone(f.m)
+}
+
+func (f *fakeTailnetIPs) setOff(off bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.off = off
+}
+
+// runAll runs agents side by side for d of fake time: each a probe round every probe interval
+// and a refresh every refresh interval, waiting for the writes they start.
+func (w *world) runAll(ctx context.Context, d time.Duration, agents ...*agentOf) {
+	iv := agents[0].cfg.Probe.Interval
+	for elapsed := time.Duration(0); elapsed < d; elapsed += iv {
+		w.clock.Advance(iv)
+		for _, a := range agents {
+			if elapsed%a.cfg.Refresh == 0 {
+				a.refresh(ctx)
+			}
+			a.tick(ctx)
+			a.writer.Wait()
+		}
+	}
+}
+
+// writes is how many route writes reached EC2.
+func (w *world) writes() int { return w.gate.count("ReplaceRoute") + w.gate.count("CreateRoute") }
 
 // healthyAnswer is what a healthy peer's /healthz says.
 func (w *world) healthyAnswer(name string) api.Healthz {

@@ -62,10 +62,14 @@ type PeerStatus struct {
 	Since     time.Time `json:"since,omitzero"`
 	LastError string    `json:"last_error,omitempty"` // last VPC-path probe error
 	Via       string    `json:"via"`                  // ViaVPC, ViaTailnet or ViaNone
-	// TailnetReachable: the VPC path failed but the tailnet path answered (partitioned, not dead).
-	TailnetReachable bool      `json:"tailnet_reachable"`
-	Draining         bool      `json:"draining"`
-	LaunchTime       time.Time `json:"launch_time,omitzero"`
+	// TailnetReachable: in the latest probe the VPC path failed and the tailnet path answered.
+	// Whether the peer counts as partitioned (a verdict over several probes) is in PresumedAlive.
+	TailnetReachable bool `json:"tailnet_reachable"`
+	// PresumedAlive: why a peer that is not healthy keeps its tables ("partitioned: ...",
+	// "agent restarting: ...", ...); empty when healthy or dead.
+	PresumedAlive string    `json:"presumed_alive,omitempty"`
+	Draining      bool      `json:"draining"`
+	LaunchTime    time.Time `json:"launch_time,omitzero"`
 }
 
 // Route table states (TableStatus.State).
@@ -77,14 +81,17 @@ const (
 
 // TableStatus is one managed route table and its default route.
 type TableStatus struct {
-	ID              string    `json:"id"`
-	HomeAZ          string    `json:"home_az"`
-	TargetInstance  string    `json:"target_instance,omitempty"`
-	TargetENI       string    `json:"target_eni,omitempty"`
-	State           string    `json:"state"` // RouteActive, RouteBlackhole or RouteMissing
-	PreferredOwner  string    `json:"preferred_owner,omitempty"`
-	PreferredReason string    `json:"preferred_reason,omitempty"`
-	HeldSince       time.Time `json:"held_since,omitzero"` // since when the current target holds it
+	ID              string `json:"id"`
+	HomeAZ          string `json:"home_az"`
+	TargetInstance  string `json:"target_instance,omitempty"`
+	TargetENI       string `json:"target_eni,omitempty"`
+	State           string `json:"state"` // RouteActive, RouteBlackhole or RouteMissing
+	PreferredOwner  string `json:"preferred_owner,omitempty"`
+	PreferredReason string `json:"preferred_reason,omitempty"`
+	// Pending: a fail-back this agent would make, and what it waits for (its timers, or the
+	// end of a partition).
+	Pending   string    `json:"pending,omitempty"`
+	HeldSince time.Time `json:"held_since,omitzero"` // since when the current target holds it
 }
 
 // Decision is one route write (or dry-run) the agent made, with why.

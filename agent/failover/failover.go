@@ -23,9 +23,14 @@
 //   - When the target is alive, the owner moves the table only to fail back into the home AZ,
 //     and only after being healthy for FailbackAfter and after the table has stayed put for
 //     FailbackAfter. Alive targets outside the home AZ are never moved between each other.
+//   - No fail-back across a partition: a target that is Partitioned from the owner (it answers
+//     healthy over the tailnet, not over the VPC) keeps the table until the owner sees it over
+//     the VPC again; then the usual timers apply (they have kept running).
 //
-// Hence under a partition no table is taken from a live instance, every claim has one
-// claimant, and the only moves are fail-backs into the home AZ, at most one per FailbackAfter.
+// Hence a partition corroborated over the tailnet causes no move: gone targets are still
+// replaced, each by one claimant, and fail-backs across it wait for the heal. Without the
+// tailnet (a peer presumed alive from other evidence, not Partitioned) the only moves under a
+// partition are fail-backs into the home AZ, at most one per FailbackAfter.
 //
 // Claims should only be set for a peer whose latest answer on some path says it is healthy (or
 // that was just seen taking a table): a peer that answers "unhealthy" is not serving.
@@ -52,6 +57,9 @@ type Instance struct {
 	// Healthy is false. AliveWhy says why, for reasons.
 	PresumedAlive bool
 	AliveWhy      string
+	// Partitioned: presumed alive because it answers healthy over the tailnet while the VPC
+	// path to it fails (it Claims too). The viewer neither takes nor fails back its tables.
+	Partitioned bool
 	// Claims: a presumed-alive peer that decides for itself and claims the tables it is
 	// preferred for (it answered healthy on some path). Only such a peer is deferred to.
 	Claims bool
@@ -119,8 +127,8 @@ type Owner struct {
 type Decision struct {
 	Writes []Write          // only writes pointing at Self, sorted by TableID
 	Owners map[string]Owner // tableID -> preferred owner and why (for /status)
-	// Pending are fail-backs Self would make once its timers allow, sorted by TableID; their
-	// Reason says what they wait for. Informational only: nothing to do for them.
+	// Pending are fail-backs Self would make once its timers allow or a partition heals, sorted
+	// by TableID; their Reason says what they wait for. Informational only: nothing to do for them.
 	Pending []Write
 }
 
@@ -177,6 +185,10 @@ func decideTable(o Observation, self Instance, t Table, target Instance, known b
 	}
 	w.Kind = KindFailback
 	why := fmt.Sprintf("target %s %s in %s, outside home AZ %s", describe(target), liveness(target), target.AZ, t.HomeAZ)
+	if target.partitioned() {
+		w.Reason = fmt.Sprintf("%s; waiting: no fail-back across a partition, until the VPC path to %s is back", why, target.ID)
+		return w, true, true
+	}
 	if wait := failbackWait(o, self, t); wait != "" {
 		w.Reason = why + "; waiting: " + wait
 		return w, true, true

@@ -21,13 +21,21 @@ func node(id, az string) Instance {
 }
 
 func dead(in Instance) Instance {
-	in.Healthy, in.HealthySince, in.PresumedAlive, in.AliveWhy, in.Claims = false, time.Time{}, false, "", false
+	in.Healthy, in.HealthySince, in.PresumedAlive, in.AliveWhy, in.Claims, in.Partitioned = false, time.Time{}, false, "", false, false
 	return in
 }
 
+// partitioned: the VPC path to it fails, it answers healthy over the tailnet.
 func partitioned(in Instance) Instance {
 	in = dead(in)
-	in.PresumedAlive, in.AliveWhy, in.Claims = true, "partitioned: answers healthy over the tailnet", true
+	in.PresumedAlive, in.AliveWhy, in.Claims, in.Partitioned = true, "partitioned: answers healthy over the tailnet", true, true
+	return in
+}
+
+// tookTable: no tailnet; presumed alive because it took a table while failing my probes.
+func tookTable(in Instance) Instance {
+	in = dead(in)
+	in.PresumedAlive, in.AliveWhy, in.Claims = true, "took a route table while failing my probes", true
 	return in
 }
 
@@ -197,11 +205,31 @@ func TestDecideScenarios(t *testing.T) {
 			pending:   map[string][]string{"i-a": {"rtb-a"}},
 		},
 		{
-			name:      "partitioned target outside the home AZ: fail-back under the same timers",
+			name:      "partitioned target outside the home AZ: no fail-back across the partition",
 			instances: []Instance{a, partitioned(b)},
+			tables:    []Table{movedAgo(targeting(ta, "eni-b"), time.Hour)},
+			pending:   map[string][]string{"i-a": {"rtb-a"}},
+			owners:    map[string]string{"rtb-a": "i-a"},
+		},
+		{
+			name:      "target presumed alive from evidence (no tailnet) outside the home AZ: fail-back under the same timers",
+			instances: []Instance{a, tookTable(b)},
 			tables:    []Table{targeting(ta, "eni-b")},
 			writes: map[string][]wantWrite{"i-a": {{"rtb-a", ActionReplace, KindFailback,
-				[]string{"target i-b (ENI eni-b) presumed alive (partitioned"}}}},
+				[]string{"target i-b (ENI eni-b) presumed alive (took a route table"}}}},
+		},
+		{
+			name:      "rising target outside the home AZ: fail-back under the same timers",
+			instances: []Instance{a, rising(b)},
+			tables:    []Table{targeting(ta, "eni-b")},
+			writes:    map[string][]wantWrite{"i-a": {{"rtb-a", ActionReplace, KindFailback, []string{"rising"}}}},
+		},
+		{
+			name:      "partitioned target in the home AZ, healthy owner outside it: nothing moves",
+			instances: []Instance{partitioned(a), b},
+			tables:    []Table{ta},
+			owners:    map[string]string{"rtb-a": "i-b"},
+			defers:    map[string]string{"rtb-a": "i-a"},
 		},
 		{
 			name:      "alive target outside the home AZ, owner also outside: no churn",
@@ -380,7 +408,24 @@ func TestReasonsSayWhyAlive(t *testing.T) {
 	if r := d.Owners["rtb-a"].Reason; !strings.Contains(r, "i-a1 ranks higher") || !strings.Contains(r, "rising") {
 		t.Errorf("owner reason %q does not say i-a1 is rising and claims", r)
 	}
-	b := node("i-b", "az-b")
+	a, b := node("i-a", "az-a"), node("i-b", "az-b")
+	d, err = Decide(Observation{Self: "i-a", Now: t0, FailbackAfter: failbackAfter,
+		Instances: []Instance{a, partitioned(b)}, Tables: []Table{table("rtb-a", "az-a", "eni-b")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Writes) != 0 || len(d.Pending) != 1 ||
+		!strings.Contains(d.Pending[0].Reason, "presumed alive (partitioned") || !strings.Contains(d.Pending[0].Reason, "no fail-back across a partition") {
+		t.Errorf("writes %+v pending %+v; want one pending fail-back that says it waits for the partition", d.Writes, d.Pending)
+	}
+	d, err = Decide(Observation{Self: "i-b", Now: t0, FailbackAfter: failbackAfter,
+		Instances: []Instance{partitioned(a), b}, Tables: []Table{table("rtb-a", "az-a", "eni-a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := d.Owners["rtb-a"].Reason; !strings.Contains(r, "i-a ranks higher and claims the table from its side (presumed alive (partitioned") {
+		t.Errorf("owner reason %q does not say i-a is partitioned and claims", r)
+	}
 	d, err = Decide(Observation{Self: "i-b", Now: t0, FailbackAfter: failbackAfter,
 		Instances: []Instance{restarting(node("i-a", "az-a")), b}, Tables: []Table{table("rtb-x", "az-a", "eni-a")}})
 	if err != nil {

@@ -35,6 +35,9 @@ func (in Instance) candidate() bool { return in.Healthy && !in.Draining }
 // alive: carries traffic as far as the viewer can tell (healthy, or presumed alive).
 func (in Instance) alive() bool { return !in.Draining && (in.Healthy || in.PresumedAlive) }
 
+// partitioned: serving, but seen over the tailnet only.
+func (in Instance) partitioned() bool { return !in.Healthy && in.PresumedAlive && in.Partitioned }
+
 // claimant: decides for itself and claims what it is preferred for.
 func (in Instance) claimant() bool {
 	return !in.Draining && (in.Healthy || (in.PresumedAlive && in.Claims))

@@ -28,6 +28,7 @@ func randomSnapshot(r *rand.Rand) ([]Instance, []Table) {
 		case !in.Healthy:
 			in.PresumedAlive = r.Intn(3) == 0
 			in.Claims = in.PresumedAlive && r.Intn(2) == 0
+			in.Partitioned = in.Claims && r.Intn(2) == 0
 		}
 		instances = append(instances, in)
 	}
@@ -144,16 +145,24 @@ func checkOrderIndependent(t *testing.T, seed int64, r *rand.Rand, o Observation
 	}
 }
 
-// TestPropertyPartitionedViewsAgree: views now differ as partitions make them differ (a
-// healthy peer across a broken VPC path is seen as presumed alive and claiming only). Still at most one
-// instance writes each table, and a gone target is always replaced while any instance can
-// serve.
+// TestPropertyPartitionedViewsAgree: views differ as partitions make them differ: a healthy
+// peer across a cut VPC path answers over the tailnet and is seen as Partitioned (presumed
+// alive, claiming). Over 2000 random truths and cuts:
+//   - at most one instance writes each table, and a gone target is replaced by the truth's
+//     preferred owner while any instance can serve;
+//   - a partition adds no write: each write is one the same instance makes with no cut;
+//   - what it removes are fail-backs across the partition, and nothing else: no write moves a
+//     table off a live target unless it is a fail-back from a target the writer sees over the VPC;
+//   - with every table at its preferred owner, nothing moves, whatever is cut (in particular when
+//     all instances are healthy and each reaches the others over some path).
 func TestPropertyPartitionedViewsAgree(t *testing.T) {
+	var cuts, withheld, settledRuns, allHealthy int
 	for seed := int64(1); seed <= 2000; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		truth, tables := randomSnapshot(r)
 		for i := range truth {
-			truth[i].PresumedAlive, truth[i].Claims = false, false // the truth is who is healthy; views add the partitions
+			// The truth is who is healthy; views add the partitions.
+			truth[i].PresumedAlive, truth[i].Claims, truth[i].Partitioned, truth[i].AliveWhy = false, false, false, ""
 			if truth[i].Healthy && truth[i].HealthySince.IsZero() {
 				truth[i].HealthySince = t0.Add(-time.Hour)
 			}
@@ -163,23 +172,50 @@ func TestPropertyPartitionedViewsAgree(t *testing.T) {
 			for _, b := range truth {
 				if a.ID < b.ID && r.Intn(3) == 0 {
 					cut[pair(a.ID, b.ID)] = true
+					cuts++
 				}
 			}
 		}
+		views := map[string][]Instance{}
+		for _, self := range truth {
+			views[self.ID] = partitionedView(truth, self.ID, cut)
+		}
+		decide := func(self string, instances []Instance, tables []Table) Decision {
+			d, err := Decide(Observation{Self: self, Now: t0, FailbackAfter: failbackAfter, Instances: instances, Tables: tables})
+			if err != nil {
+				t.Fatalf("seed %d view %s: %v", seed, self, err)
+			}
+			return d
+		}
 		writers := map[string][]string{}
 		for _, self := range truth {
-			view := slices.Clone(truth)
-			for i, in := range view {
-				if in.ID != self.ID && in.Healthy && cut[pair(self.ID, in.ID)] {
-					view[i].Healthy, view[i].HealthySince, view[i].PresumedAlive, view[i].Claims = false, time.Time{}, true, true
-				}
-			}
-			d, err := Decide(Observation{Self: self.ID, Now: t0, FailbackAfter: failbackAfter, Instances: view, Tables: tables})
-			if err != nil {
-				t.Fatalf("seed %d view %s: %v", seed, self.ID, err)
+			view := views[self.ID]
+			d := decide(self.ID, view, tables)
+			whole := map[string]Kind{} // the same instance's writes with nothing cut
+			for _, w := range decide(self.ID, truth, tables).Writes {
+				whole[w.TableID] = w.Kind
 			}
 			for _, w := range d.Writes {
 				writers[w.TableID] = append(writers[w.TableID], self.ID)
+				if k, ok := whole[w.TableID]; !ok || k != w.Kind {
+					t.Errorf("seed %d view %s: %s %s under the partition, not without it (cut %v)", seed, self.ID, w.Kind, w.TableID, cut)
+				}
+				tb := tables[slices.IndexFunc(tables, func(x Table) bool { return x.ID == w.TableID })]
+				if !goneOracle(tb, truth) {
+					target := view[slices.IndexFunc(view, func(in Instance) bool { return in.ENI == tb.TargetENI })]
+					if w.Kind != KindFailback || !target.Healthy {
+						t.Errorf("seed %d view %s: %s moves %s off live %s (seen %+v)", seed, self.ID, w.Kind, tb.ID, target.ID, target)
+					}
+				}
+				delete(whole, w.TableID)
+			}
+			for id, k := range whole {
+				tb := tables[slices.IndexFunc(tables, func(x Table) bool { return x.ID == id })]
+				target := view[slices.IndexFunc(view, func(in Instance) bool { return in.ENI == tb.TargetENI })]
+				if k != KindFailback || !target.Partitioned {
+					t.Errorf("seed %d view %s: the partition withheld %s %s, not a fail-back across it (target %+v)", seed, self.ID, k, id, target)
+				}
+				withheld++
 			}
 		}
 		for _, tb := range tables {
@@ -192,5 +228,57 @@ func TestPropertyPartitionedViewsAgree(t *testing.T) {
 				t.Errorf("seed %d: %s has a gone target; writers %v, want exactly %s (cut %v)", seed, tb.ID, w, best, cut)
 			}
 		}
+
+		// Settled: every table at its preferred owner; then again with everyone healthy.
+		everyone := slices.Clone(truth)
+		for i := range everyone {
+			everyone[i].Healthy, everyone[i].Draining = true, false
+			everyone[i].HealthySince = t0.Add(-time.Hour)
+		}
+		for _, in := range [][]Instance{truth, everyone} {
+			settled := settle(tables, in)
+			settledRuns++
+			healthy := !slices.ContainsFunc(in, func(x Instance) bool { return !x.Healthy || x.Draining })
+			if healthy {
+				allHealthy++
+			}
+			for _, self := range in {
+				if d := decide(self.ID, partitionedView(in, self.ID, cut), settled); len(d.Writes) > 0 {
+					t.Errorf("seed %d view %s: settled tables, all healthy %v, cut %v: writes %+v", seed, self.ID, healthy, cut, d.Writes)
+				}
+			}
+		}
 	}
+	// The generator must cut paths and make the partition withhold fail-backs, or the checks
+	// above prove little.
+	if cuts < 1000 || withheld < 20 || allHealthy < 2000 {
+		t.Errorf("weak generator: %d cuts, %d withheld fail-backs, %d all-healthy runs of %d", cuts, withheld, allHealthy, settledRuns)
+	}
+}
+
+// partitionedView is self's view of the truth: a healthy peer across a cut VPC path is
+// Partitioned (it answers healthy over the tailnet); an unhealthy one looks the same from
+// anywhere.
+func partitionedView(truth []Instance, self string, cut map[[2]string]bool) []Instance {
+	view := slices.Clone(truth)
+	for i, in := range view {
+		if in.ID != self && in.Healthy && cut[pair(self, in.ID)] {
+			view[i].Healthy, view[i].HealthySince = false, time.Time{}
+			view[i].PresumedAlive, view[i].Claims, view[i].Partitioned = true, true, true
+			view[i].AliveWhy = "partitioned: answers healthy over the tailnet"
+		}
+	}
+	return view
+}
+
+// settle points every table with a preferred owner at it.
+func settle(tables []Table, instances []Instance) []Table {
+	out := slices.Clone(tables)
+	for i, tb := range out {
+		if o := PreferredOwner(tb, instances).InstanceID; o != "" {
+			eni := instances[slices.IndexFunc(instances, func(in Instance) bool { return in.ID == o })].ENI
+			out[i].TargetENI, out[i].Missing, out[i].Blackhole = eni, false, false
+		}
+	}
+	return out
 }

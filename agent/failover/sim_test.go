@@ -3,7 +3,6 @@ package failover
 import (
 	"fmt"
 	"math/rand"
-	"slices"
 	"testing"
 	"time"
 )
@@ -104,7 +103,8 @@ func (s *sim) view(v *simNode) Observation {
 				in.HealthySince = n.since
 			}
 		case n.healthy:
-			in.PresumedAlive, in.Claims = true, true
+			in.PresumedAlive, in.Claims, in.Partitioned = true, true, true
+			in.AliveWhy = "partitioned: answers healthy over the tailnet"
 		}
 		o.Instances = append(o.Instances, in)
 	}
@@ -260,66 +260,6 @@ func TestFlappingPeerDoesNotGetTableBack(t *testing.T) {
 		t.Errorf("rtb-b moved: %+v", s.movesOf("rtb-b"))
 	}
 	s.checkNoFight()
-}
-
-func TestPartitionTwoAZs(t *testing.T) {
-	cases := []struct {
-		name      string
-		aSince    time.Duration // how long i-a has been healthy when the partition starts
-		tables    []*simTable
-		wantMoves map[string][]string // table -> writers in order
-		// earliest: each table's first move is no earlier than this after the start
-		earliest time.Duration
-	}{
-		{
-			name:      "crossed tables fail back once each",
-			aSince:    time.Hour,
-			tables:    []*simTable{{id: "rtb-a", home: "az-a", target: "eni-b"}, {id: "rtb-b", home: "az-b", target: "eni-a"}},
-			wantMoves: map[string][]string{"rtb-a": {"i-a"}, "rtb-b": {"i-b"}},
-		},
-		{
-			name:      "i-a just recovered: fail-back only after FailbackAfter",
-			aSince:    0,
-			tables:    []*simTable{{id: "rtb-a", home: "az-a", target: "eni-b"}, {id: "rtb-b", home: "az-b", target: "eni-b"}},
-			wantMoves: map[string][]string{"rtb-a": {"i-a"}},
-			earliest:  failbackAfter,
-		},
-		{
-			name:   "missing and blackhole routes: one claimant each, the home instance",
-			aSince: time.Hour,
-			tables: []*simTable{{id: "rtb-a", home: "az-a", missing: true},
-				{id: "rtb-b", home: "az-b", target: "eni-a", blackhole: true}},
-			wantMoves: map[string][]string{"rtb-a": {"i-a"}, "rtb-b": {"i-b"}},
-		},
-		{
-			name:   "tables at home stay put",
-			aSince: time.Hour,
-			tables: []*simTable{{id: "rtb-a", home: "az-a", target: "eni-a"}, {id: "rtb-b", home: "az-b", target: "eni-b"},
-				{id: "rtb-x", home: "az-x", target: "eni-a"}, {id: "rtb-y", home: "az-x", target: "eni-b"}},
-			wantMoves: map[string][]string{},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newSim(t, []*simNode{simNodeAt("i-a", "az-a"), simNodeAt("i-b", "az-b")}, tc.tables)
-			s.node("i-a").since = t0.Add(-tc.aSince)
-			s.cut[pair("i-a", "i-b")] = true
-			s.run(4 * time.Hour)
-			for _, tb := range tc.tables {
-				var by []string
-				for _, m := range s.movesOf(tb.id) {
-					by = append(by, m.by)
-					if m.at.Sub(t0) < tc.earliest {
-						t.Errorf("%s moved at %s, before %s", tb.id, m.at.Sub(t0), tc.earliest)
-					}
-				}
-				if !slices.Equal(by, tc.wantMoves[tb.id]) {
-					t.Errorf("%s written by %v, want %v", tb.id, by, tc.wantMoves[tb.id])
-				}
-			}
-			s.checkNoFight()
-		})
-	}
 }
 
 // TestPartitionThreeInstancesOneClaimant: with the home AZ's only instance dead, the two

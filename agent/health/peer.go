@@ -99,13 +99,27 @@ type PeerState struct {
 	// listens on the health port (its agent is down or restarting).
 	HostUp bool
 	Via    string // path that answered the latest probe: api.ViaVPC, api.ViaTailnet or api.ViaNone
-	// TailnetReachable: the primary path failed and the secondary answered in the latest probe:
-	// the peer is partitioned from us, not dead.
+	// TailnetReachable: the primary path failed and the secondary answered in the latest probe.
+	// A fact about one probe, for /status; decisions use TailnetHealthy (see Partitioned).
 	TailnetReachable bool
-	Draining         bool        // from the latest answer on any path (kept while none answers)
-	Answer           api.Healthz // latest answer on any path (kept while none answers)
-	AnsweredAt       time.Time   // when Answer arrived; zero if never
+	// TailnetProbed: the secondary path was asked in the latest probe (there is one, and the
+	// peer had a tailnet address).
+	TailnetProbed bool
+	// TailnetHealthy is the verdict over the secondary path: the peer answered healthy over it
+	// in at least one of the last Fall probes. Rise is one answer (a healthy answer is proof of
+	// life, as a rising peer's is over the VPC); fall is the primary's, so a flapping tailnet does
+	// not flip it, and a peer silent on both paths loses it in the same probe that the primary
+	// verdict falls: no delay is added to detecting a dead peer. A round in which the peer has
+	// no tailnet address counts as a failed probe.
+	TailnetHealthy bool
+	Draining       bool        // from the latest answer on any path (kept while none answers)
+	Answer         api.Healthz // latest answer on any path (kept while none answers)
+	AnsweredAt     time.Time   // when Answer arrived; zero if never
 }
+
+// Partitioned: the VPC path fails (verdict unhealthy, latest probe unanswered) while the peer
+// answers healthy over the tailnet (TailnetHealthy): it is cut off from us over the VPC, not dead.
+func (s PeerState) Partitioned() bool { return !s.Healthy && s.LastErr != "" && s.TailnetHealthy }
 
 // Status converts the state to its /status form.
 func (s PeerState) Status() api.PeerStatus {
@@ -132,8 +146,9 @@ func (s PeerState) Status() api.PeerStatus {
 
 // PeerTracker probes peers every tick and keeps a rise/fall verdict per peer over the primary
 // (VPC) path. When a secondary (tailnet) path is set it is probed concurrently with the primary
-// on every tick, so that a partition is known in the same tick the primary fails; its answer
-// never makes a peer healthy, it only sets TailnetReachable.
+// on every tick, for each peer with a tailnet address, so that a partition is known in the same
+// tick the primary fails; its answers never make a peer healthy, they keep their own verdict
+// (TailnetHealthy).
 type PeerTracker struct {
 	cfg       Config
 	primary   PeerPath
@@ -144,8 +159,9 @@ type PeerTracker struct {
 }
 
 type peerEntry struct {
-	rf    *RiseFall
-	state PeerState
+	rf      *RiseFall
+	tailnet *RiseFall // secondary-path verdict: rise 1, fall as the primary's
+	state   PeerState
 }
 
 // NewPeerTracker returns a tracker; secondary may be nil.
@@ -164,6 +180,8 @@ type pathResult struct {
 	err error
 }
 
+var errNoTailnetAddr = errors.New("no tailnet address")
+
 // Probe checks every peer concurrently (each bounded by the configured timeout), records the
 // results observed at now, forgets peers no longer listed and returns the states in peers order.
 func (t *PeerTracker) Probe(ctx context.Context, peers []Peer, now time.Time) []PeerState {
@@ -177,7 +195,11 @@ func (t *PeerTracker) Probe(ctx context.Context, peers []Peer, now time.Time) []
 			hz, err := t.primary.Check(pctx, p)
 			prim[i] = pathResult{hz, err}
 		})
-		if t.secondary != nil {
+		switch {
+		case t.secondary == nil:
+		case !p.TailnetIP.IsValid():
+			sec[i] = pathResult{err: fmt.Errorf("peer %s: %w", p.ID, errNoTailnetAddr)}
+		default:
 			pw.Go(func() {
 				hz, err := t.secondary.Check(pctx, p)
 				sec[i] = pathResult{hz, err}
@@ -202,7 +224,7 @@ func (t *PeerTracker) Probe(ctx context.Context, peers []Peer, now time.Time) []
 		seen[p.ID] = true
 		e := t.peers[p.ID]
 		if e == nil {
-			e = &peerEntry{rf: NewRiseFall(t.cfg.Rise, t.cfg.Fall)}
+			e = &peerEntry{rf: NewRiseFall(t.cfg.Rise, t.cfg.Fall), tailnet: NewRiseFall(1, t.cfg.Fall)}
 			t.peers[p.ID] = e
 		}
 		out[i] = e.observe(p, prim[i], sec[i], t.secondary != nil, now)
@@ -222,12 +244,16 @@ func (e *peerEntry) observe(p Peer, prim, sec pathResult, haveSecondary bool, no
 	s.Decided = e.rf.Decided()
 	s.Since = e.rf.Since()
 	s.TailnetReachable = false
+	s.TailnetProbed = haveSecondary && !errors.Is(sec.err, errNoTailnetAddr)
+	if haveSecondary {
+		s.TailnetHealthy, _ = e.tailnet.Observe(s.TailnetProbed && sec.err == nil && sec.hz.Healthy, now)
+	}
 	s.HostUp = errors.Is(prim.err, syscall.ECONNREFUSED)
 	switch {
 	case prim.err == nil:
 		s.LastErr, s.Via = "", api.ViaVPC
 		s.Answer, s.AnsweredAt = prim.hz, now
-	case haveSecondary && sec.err == nil:
+	case s.TailnetProbed && sec.err == nil:
 		s.LastErr, s.Via = prim.err.Error(), api.ViaTailnet
 		s.TailnetReachable = true
 		s.Answer, s.AnsweredAt = sec.hz, now
