@@ -10,7 +10,7 @@ import (
 type liveness struct {
 	peer           health.PeerState
 	now            time.Time
-	actedAt        time.Time // when the peer was seen taking a table while failing my probes (only without a tailnet)
+	actedAt        time.Time // when the peer was seen taking a table while failing my probes (on both paths)
 	agentDownSince time.Time // since when its host answers but its agent does not
 	actedWindow    time.Duration
 	restartGrace   time.Duration

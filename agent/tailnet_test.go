@@ -143,7 +143,10 @@ func TestTailnetFlapThenDeadOnBothPaths(t *testing.T) {
 
 // With a tailnet, "took a table while failing my probes" is no evidence: a peer silent on both
 // paths is dead even if a table moved to it (compare TestPartitionEvidence, without a tailnet).
-func TestTailnetReplacesPartitionEvidence(t *testing.T) {
+// Cut on both paths, a peer seen taking a table is partitioned, not dead (the fallback
+// evidence): it keeps the table for 2 x failback_after instead of the two sides taking each
+// other's tables back and forth.
+func TestCutOnBothPathsFallsBackToEvidence(t *testing.T) {
 	w := newWorld(t, "a", "b")
 	ctx := context.Background()
 	b := w.newTailnetAgent("b", nil)
@@ -158,17 +161,17 @@ func TestTailnetReplacesPartitionEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.refresh(ctx)
-	b.mu.Lock()
-	evidence := len(b.view.evidence)
-	b.mu.Unlock()
-	w.ticks(ctx, b, 1)
-	if got, _ := w.target("a"); got != "b" || evidence != 0 {
-		t.Fatalf("table a targets %q with %d pieces of evidence, want b at once and none", got, evidence)
+	writes := w.writes()
+	w.ticks(ctx, b, int(2*b.cfg.FailbackAfter/b.cfg.Probe.Interval)-5)
+	if got, _ := w.target("a"); got != "a" || w.writes() != writes {
+		t.Fatalf("within 2 x failback_after table a targets %q after %d writes, want a and none (fallback evidence)", got, w.writes()-writes)
 	}
-	for _, d := range b.status().Decisions {
-		if strings.Contains(d.Reason, "took a route table") || strings.Contains(d.Reason, "partitioned") {
-			t.Errorf("decision reason %q", d.Reason)
-		}
+	if r := w.tableStatus(b, "a").PreferredReason; !strings.Contains(r, "took a route table while failing my probes") {
+		t.Errorf("preferred-owner reason %q does not say why a is presumed alive", r)
+	}
+	w.ticks(ctx, b, 10)
+	if got, _ := w.target("a"); got != "b" {
+		t.Fatalf("after the evidence window table a targets %q, want b", got)
 	}
 }
 

@@ -23,8 +23,7 @@ type clusterView struct {
 	failback     time.Duration
 	restartGrace time.Duration
 	// tailnet: peers are also probed over the tailnet, which tells a partitioned peer from a
-	// dead one; the evidence below is then neither recorded nor used. Without it, the evidence
-	// is the fallback.
+	// dead one at once; the evidence below is then only the fallback for a cut on both paths.
 	tailnet bool
 
 	cluster     cloud.Cluster
@@ -83,10 +82,10 @@ func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
 		// under it says the opposite.
 		took := t.State == cloud.RouteActive && t.Target.ENI != p.Target.ENI
 		// And only a peer my probes cannot reach at all: one that answered (starting, or
-		// unhealthy) or refused is not partitioned from me. With a tailnet, its answers there say
-		// whether it is partitioned; this evidence would keep a peer silent on both paths (dead,
-		// as far as I can tell) for 2 x failback_after, so it is not recorded.
-		if st, ok := v.peerByENI(t.Target.ENI); ok && !v.tailnet && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp {
+		// unhealthy) or refused is not partitioned from me. With a tailnet, a peer that answers
+		// there is partitioned by that verdict already; this evidence covers a cut on both paths,
+		// where without it the two sides would take each other's tables back and forth.
+		if st, ok := v.peerByENI(t.Target.ENI); ok && took && st.Decided && !st.Healthy && st.LastErr != "" && !st.HostUp && !st.TailnetHealthy {
 			v.evidence[st.Peer.ID] = readStart
 			notes = append(notes, note{slog.LevelWarn, "peer unreachable from here took a route table: treating it as partitioned, not dead",
 				[]any{"peer", st.Peer.ID, "table", t.ID}})

@@ -261,20 +261,26 @@ func TestViewObservationPartitioned(t *testing.T) {
 	}
 }
 
-// With a tailnet, a peer that fails my probes yet took a table is no evidence: its answers
-// over the tailnet say whether it is partitioned.
-func TestViewRefreshedNoEvidenceWithTailnet(t *testing.T) {
-	v := newTestView(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}))
-	v.tailnet = true
-	v.Probed([]health.PeerState{peerDead}, t0)
-	notes := v.Refreshed(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}), t0.Add(time.Second))
-	if _, ok := v.evidence["i-a"]; ok || v.lastMove["rtb-b"].IsZero() {
-		t.Fatalf("evidence %v, last move %v; want no evidence and the move noted", v.evidence, v.lastMove)
-	}
-	for _, n := range notes {
-		if strings.Contains(n.msg, "partitioned") {
-			t.Errorf("note %q", n.msg)
-		}
+// With a tailnet, a peer that answers healthy there is partitioned by that verdict: taking a
+// table is no extra evidence. Silent on both paths, taking a table is the fallback evidence.
+func TestViewRefreshedEvidenceWithTailnet(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		peer     health.PeerState
+		evidence bool
+	}{
+		{"silent on both paths", peerDead, true},
+		{"partitioned", peerPartitioned, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newTestView(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-b"}))
+			v.tailnet = true
+			v.Probed([]health.PeerState{tc.peer}, t0)
+			v.Refreshed(viewCluster(map[string]string{"rtb-a": "eni-a", "rtb-b": "eni-a"}), t0.Add(time.Second))
+			if _, ok := v.evidence["i-a"]; ok != tc.evidence || v.lastMove["rtb-b"].IsZero() {
+				t.Fatalf("evidence %v, last move %v; want evidence %v and the move noted", v.evidence, v.lastMove, tc.evidence)
+			}
+		})
 	}
 }
 
