@@ -1,6 +1,12 @@
 // Package policy renders headnat's headscale ACL policy (policy v2, HuJSON) from an embedded
 // template: admins reach the VPC and the NAT agents' port, NAT instances reach each other's
-// agent port, the NAT instances' routes are auto-approved, and nothing else is open. It has no
+// agent port, the NAT instances' routes are auto-approved, and nothing else is open.
+//
+// One rule per route (route -> route:agent port) is inert on the data plane: traffic inside
+// the VPC never crosses the tailnet. It is there because headscale v0.29 filters the routes it
+// shows a node through the ACL: without it, a NAT never sees its own primary route in its
+// self view (Self.PrimaryRoutes) and cannot report that it is primary; with it, a NAT sees its
+// own primary route, and a standby sees the primary's, only while its own route is approved. It has no
 // dependencies besides the standard library, so the CDK module can import it.
 package policy
 
@@ -50,6 +56,7 @@ type Params struct {
 // view is what the template sees.
 type view struct {
 	AdminGroup, NATTag, AgentDst string
+	AgentPort                    int
 	Admins, TagOwners, RouteDsts []string
 	Routes                       []string
 }
@@ -65,6 +72,7 @@ func Render(p Params) ([]byte, error) {
 		AdminGroup: p.AdminGroup,
 		NATTag:     p.NATTag,
 		AgentDst:   fmt.Sprintf("%s:%d", p.NATTag, p.AgentPort),
+		AgentPort:  p.AgentPort,
 		Admins:     append([]string{}, p.Admins...),
 		TagOwners:  p.TagOwners,
 	}

@@ -71,6 +71,7 @@ func TestRenderDefaults(t *testing.T) {
 		{{"group:admins"}, {"198.18.0.0/16:*"}},
 		{{"group:admins"}, {"tag:nat:7070"}},
 		{{"tag:nat"}, {"tag:nat:7070"}},
+		{{"198.18.0.0/16"}, {"198.18.0.0/16:7070"}},
 	}
 	if len(r.ACLs) != len(want) {
 		t.Fatalf("acls = %+v", r.ACLs)
@@ -116,10 +117,19 @@ func TestRenderCustom(t *testing.T) {
 	if got := r.ACLs[2].Dst; !reflect.DeepEqual(got, []string{"tag:router:9100"}) {
 		t.Errorf("nat dst = %v", got)
 	}
+	if len(r.ACLs) != 3+len(wantRoutes) {
+		t.Fatalf("acls = %+v", r.ACLs)
+	}
+	for i, w := range wantRoutes {
+		a := r.ACLs[3+i]
+		if !reflect.DeepEqual(a.Src, []string{w}) || !reflect.DeepEqual(a.Dst, []string{w + ":9100"}) {
+			t.Errorf("route rule %d = %+v, want %s -> %s:9100", i, a, w, w)
+		}
+	}
 }
 
-// TestNothingElseOpen: no rule allows everything, and every source is the admin group or the
-// NAT tag.
+// TestNothingElseOpen: no rule allows everything, every source is the admin group, the NAT
+// tag or a route, and a route may only reach the agent port inside itself.
 func TestNothingElseOpen(t *testing.T) {
 	b, err := Render(Params{Admins: []string{"alice@"}, VPCCIDRs: pfx("198.18.0.0/16")})
 	if err != nil {
@@ -130,6 +140,12 @@ func TestNothingElseOpen(t *testing.T) {
 	}
 	for _, a := range mustParse(t, b).ACLs {
 		for _, s := range a.Src {
+			if s == "198.18.0.0/16" {
+				if !reflect.DeepEqual(a.Dst, []string{"198.18.0.0/16:7070"}) {
+					t.Errorf("route rule %+v opens more than the agent port", a)
+				}
+				continue
+			}
 			if s != "group:admins" && s != "tag:nat" {
 				t.Errorf("unexpected source %q", s)
 			}
