@@ -1,7 +1,20 @@
 // Package tailnet keeps tailscaled logged in to headscale as a subnet router for the VPC. It is
 // the only package of headnat that imports tailscale.com.
+//
+// It is shaped like tailscale's wgengine/router: a small LocalClient interface (the part of
+// tailscale's LocalAPI client it uses), a Router whose Set(Desired) works out what differs from
+// what tailscaled has and changes only that, and a fake (FakeLocalClient) for tests. The code
+// is pure: it talks to tailscaled's socket and nothing else.
+//
+// headscale v0.29 specifics the Router relies on (checked against the real server in the
+// tests of this package):
+//
+//   - Tags come from the pre-auth key. headscale rejects a new registration that carries a
+//     pre-auth key and --advertise-tags, and keeps a tagged node's tags when it logs in again,
+//     so the Router never advertises tags: it compares Desired.Tags with the tags headscale
+//     gave the node, logs in again with the key once if they differ (that converts a
+//     user-owned node to the key's tags), and reports Degraded if they still differ.
+//   - headscale shows a node its own subnet routes only while it is their primary router, and
+//     only if the ACL lets it reach them (see package policy). A standby sees the primary's
+//     route instead, and only while its own route is approved. State.Approved is built on both.
 package tailnet
-
-import "tailscale.com/client/local"
-
-var _ = local.Client{}

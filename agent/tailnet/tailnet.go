@@ -1,0 +1,136 @@
+package tailnet
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"tailscale.com/client/local"
+	"tailscale.com/ipn"
+	"tailscale.com/ipn/ipnstate"
+)
+
+// LocalClient is the part of tailscaled's LocalAPI client the Router uses.
+type LocalClient interface {
+	Status(context.Context) (*ipnstate.Status, error)
+	GetPrefs(context.Context) (*ipn.Prefs, error)
+	EditPrefs(context.Context, *ipn.MaskedPrefs) (*ipn.Prefs, error)
+	// Start (re)creates the control client with the prefs and auth key, and
+	// StartLoginInteractive makes it log in; with an auth key no human is involved. This is
+	// what `tailscale up --authkey` does.
+	Start(context.Context, ipn.Options) error
+	StartLoginInteractive(context.Context) error
+}
+
+var _ LocalClient = (*local.Client)(nil)
+
+// NewLocalClient returns a client for tailscaled's LocalAPI socket.
+func NewLocalClient(socket string) LocalClient {
+	return &local.Client{Socket: socket, UseSocketOnly: true}
+}
+
+// Desired is what tailscaled should be: logged in to ControlURL as Hostname, carrying Tags,
+// advertising Routes, with tailnet DNS off and running.
+type Desired struct {
+	ControlURL string
+	Hostname   string // see Hostname
+	Tags       []string
+	Routes     []netip.Prefix // VPC CIDRs and extra routes; Set sorts and dedupes them
+	// AuthKey returns the pre-auth key. It is called only when a login is needed, never on a
+	// Set that finds tailscaled logged in.
+	AuthKey func(context.Context) (string, error)
+}
+
+// State is what the Router last saw, for /healthz, /status and /metrics. It never holds the
+// auth key.
+type State struct {
+	// Backend is tailscaled's BackendState (NeedsLogin, Starting, Running, ...), or
+	// "unreachable" when its socket does not answer.
+	Backend  string     `json:"backend"`
+	IP       netip.Addr `json:"ip,omitzero"` // own tailnet IPv4
+	Hostname string     `json:"hostname,omitempty"`
+	Tags     []string   `json:"tags,omitempty"` // tags headscale gave the node
+	// Advertised are the routes tailscaled advertises.
+	Advertised []netip.Prefix `json:"advertised,omitempty"`
+	// Approved: something is advertised and every advertised route is approved, as far as
+	// headscale shows it: the node is its primary (Primary) or sees a peer that is (Standby).
+	Approved bool           `json:"approved"`
+	Primary  []netip.Prefix `json:"primary,omitempty"` // advertised routes this node is primary for
+	Standby  []netip.Prefix `json:"standby,omitempty"` // advertised routes a peer is primary for
+	// Connected: tailscaled holds a session with headscale (its map poll is up).
+	Connected bool `json:"connected"`
+	// Degraded: the last Set could not bring tailscaled to the desired state; Error says why.
+	Degraded bool   `json:"degraded"`
+	Error    string `json:"error,omitempty"`
+	// Peers maps the instance id of every peer named like a NAT (see Hostname) to its tailnet
+	// IPv4; Offline lists those headscale reports offline.
+	Peers   map[string]netip.Addr `json:"peers,omitempty"`
+	Offline []string              `json:"offline,omitempty"`
+}
+
+// Running reports whether tailscaled is up, connected and not degraded.
+func (s State) Running() bool {
+	return s.Backend == ipn.Running.String() && s.Connected && !s.Degraded
+}
+
+// hostnamePrefix starts every NAT instance's tailnet hostname.
+const hostnamePrefix = "nat-"
+
+// Hostname is the tailnet hostname of the NAT instance instanceID in az:
+// nat-<az>-<instance-id>, e.g. nat-us-east-1a-i-0123456789abcdef0.
+func Hostname(az, instanceID string) string {
+	return strings.ToLower(hostnamePrefix + az + "-" + instanceID)
+}
+
+// ParseHostname is the inverse of Hostname.
+func ParseHostname(h string) (az, instanceID string, ok bool) {
+	rest, ok := strings.CutPrefix(strings.ToLower(h), hostnamePrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndex(rest, "-i-")
+	if i <= 0 {
+		return "", "", false
+	}
+	az, id := rest[:i], rest[i+1:]
+	hex := id[2:]
+	if len(hex) < 8 || len(hex) > 17 {
+		return "", "", false
+	}
+	for _, c := range hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", "", false
+		}
+	}
+	return az, id, true
+}
+
+// InstanceFromHostname returns the instance id in a NAT's tailnet hostname.
+func InstanceFromHostname(h string) (string, bool) {
+	_, id, ok := ParseHostname(h)
+	return id, ok
+}
+
+// normRoutes returns routes masked, sorted and without duplicates.
+func normRoutes(rs []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(rs))
+	for _, r := range rs {
+		if r.IsValid() {
+			out = append(out, r.Masked())
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+func normTags(ts []string) []string {
+	out := slices.Clone(ts)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
