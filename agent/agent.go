@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/headnat/headnat/agent/api"
@@ -18,6 +19,7 @@ import (
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/health"
 	"github.com/headnat/headnat/agent/server"
+	"github.com/headnat/headnat/agent/tailnet"
 )
 
 // Cloud is the part of agent/cloud the agent uses; *cloud.Client satisfies it.
@@ -64,6 +66,13 @@ type Deps struct {
 	// which counts as a failed tailnet probe (so a short gap does not end a partition; fall
 	// rounds without an address do).
 	TailnetIPs func() map[string]netip.Addr
+
+	// Tailnet keeps tailscaled logged in as a subnet router (nil: no tailnet). With it,
+	// TailnetAuthKey is required; TailnetPeers defaults to HTTP to the peer port over the
+	// tailnet and TailnetIPs to the peers tailscaled lists.
+	Tailnet Tailnet
+	// TailnetAuthKey reads the pre-auth key; called only when tailscaled needs a login.
+	TailnetAuthKey func(context.Context) (string, error)
 }
 
 // Options are the run modes.
@@ -88,6 +97,12 @@ type Agent struct {
 	checks  *dataplaneChecks
 
 	tailnetIPs func() map[string]netip.Addr // Deps.TailnetIPs; nil: no tailnet
+
+	tn          Tailnet // nil: no tailnet
+	tnDesired   tailnet.Desired
+	tnMu        sync.Mutex
+	tnState     tailnet.State
+	tnWithdrawn bool
 
 	mu        sync.Mutex // guards view, owners, pending, decisions
 	view      *clusterView
@@ -144,6 +159,25 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 	}
 	if a.self, err = health.NewSelf(selfCfg, &health.KofN{K: k, Probes: probes}, verifier); err != nil {
 		return nil, fmt.Errorf("self check: %w", err)
+	}
+	if d.Tailnet != nil {
+		if d.TailnetAuthKey == nil {
+			return nil, fmt.Errorf("agent: Deps.TailnetAuthKey is required with Deps.Tailnet")
+		}
+		a.tn = d.Tailnet
+		a.tnDesired = tailnet.Desired{
+			ControlURL: cfg.Tailnet.LoginServer,
+			Hostname:   tailnet.Hostname(res.Identity.AZ, res.Identity.InstanceID),
+			Tags:       cfg.Tailnet.Tags,
+			Routes:     append(slices.Clone(res.Spec.VPCCIDRs), cfg.Tailnet.ExtraRoutes...),
+			AuthKey:    d.TailnetAuthKey,
+		}
+		if d.TailnetPeers == nil {
+			d.TailnetPeers = health.HTTPPath{Port: cfg.PeerPort, Tailnet: true, Client: health.NewClient(cfg.Probe.Timeout)}
+		}
+		if d.TailnetIPs == nil {
+			d.TailnetIPs = a.tailnetPeerIPs
+		}
 	}
 	path := d.Peers
 	if path == nil {

@@ -8,11 +8,16 @@ func (a *Agent) drain(ctx context.Context) {
 	a.mu.Lock()
 	held, anyPeer := a.view.Held(), a.view.AnyPeerCanTake()
 	a.mu.Unlock()
-	if len(held) == 0 {
+	if !anyPeer {
+		if len(held) > 0 || a.tn != nil {
+			a.log.Warn("exiting without hand-over: no healthy peer to take the route tables or the tailnet routes", "tables", held)
+		}
 		return
 	}
-	if !anyPeer {
-		a.log.Warn("exiting without hand-over: no healthy peer to take the route tables", "tables", held)
+	// Tailnet routes first: headscale moves the primary to a peer at once, while this
+	// instance still forwards what the old primary's clients send it.
+	a.withdrawTailnet(ctx)
+	if len(held) == 0 {
 		return
 	}
 	a.self.SetDraining(true)

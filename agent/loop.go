@@ -57,6 +57,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.verifyAndRepair(ctx)
 		wg.Go(func() { a.every(loopCtx, a.cfg.VerifyInterval, false, a.verifyAndRepair) })
 	}
+	if a.tn != nil && !a.cfg.DryRun {
+		// The tailnet is re-asserted and re-read every refresh, in its own loop: a login that
+		// hangs on headscale never holds up NAT or failover.
+		wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, a.syncTailnet) })
+	}
 	wg.Go(func() { a.every(loopCtx, a.cfg.Egress.Interval, true, a.checkSelf) })
 	wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, func(ctx context.Context) { a.refresh(ctx) }) })
 	tick := a.clock.NewTicker(a.cfg.Probe.Interval)
@@ -121,6 +126,9 @@ func (a *Agent) every(ctx context.Context, d time.Duration, now bool, fn func(co
 func (a *Agent) once(ctx context.Context) error {
 	if !a.cfg.DryRun {
 		a.verifyAndRepair(ctx)
+	}
+	if a.tn != nil && !a.cfg.DryRun {
+		a.syncTailnet(ctx)
 	}
 	a.checkSelf(ctx)
 	a.tick(ctx)

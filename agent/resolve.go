@@ -147,20 +147,22 @@ func summary(cfg config.Config, r Resolved) api.ConfigSummary {
 		cidrs = append(cidrs, p.String())
 	}
 	return api.ConfigSummary{
-		Cluster:       r.Cluster.Name,
-		Region:        r.Identity.Region,
-		VPCID:         r.Identity.VPCID,
-		VPCCIDRs:      cidrs,
-		ListenAddr:    cfg.Listen,
-		PeerPort:      cfg.PeerPort,
-		ProbeInterval: api.Duration(cfg.Probe.Interval),
-		ProbeTimeout:  api.Duration(cfg.Probe.Timeout),
-		Rise:          cfg.Probe.Rise,
-		Fall:          cfg.Probe.Fall,
-		FailbackAfter: api.Duration(cfg.FailbackAfter),
-		EgressTargets: cfg.Egress.Targets,
-		EgressK:       cfg.Egress.K,
-		DryRun:        cfg.DryRun,
+		Cluster:        r.Cluster.Name,
+		Region:         r.Identity.Region,
+		VPCID:          r.Identity.VPCID,
+		VPCCIDRs:       cidrs,
+		ListenAddr:     cfg.Listen,
+		PeerPort:       cfg.PeerPort,
+		ProbeInterval:  api.Duration(cfg.Probe.Interval),
+		ProbeTimeout:   api.Duration(cfg.Probe.Timeout),
+		Rise:           cfg.Probe.Rise,
+		Fall:           cfg.Probe.Fall,
+		FailbackAfter:  api.Duration(cfg.FailbackAfter),
+		EgressTargets:  cfg.Egress.Targets,
+		EgressK:        cfg.Egress.K,
+		DryRun:         cfg.DryRun,
+		TailnetEnabled: cfg.Tailnet.Enabled(),
+		HeadscaleURL:   api.SafeURL(cfg.Tailnet.LoginServer),
 	}
 }
 

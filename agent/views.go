@@ -22,6 +22,7 @@ func (a *Agent) healthz() api.Healthz {
 		LaunchTime: a.res.Self.LaunchTime,
 		Tables:     held,
 		Version:    a.opts.Version,
+		Tailnet:    a.tailnetStatus(),
 	}
 }
 

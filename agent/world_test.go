@@ -120,6 +120,11 @@ func newAgentErr(w *world, name string, mod func(*config.Config)) (*agentOf, err
 }
 
 func (w *world) build(name string, mod func(*config.Config), o Options, tailnet bool) (*agentOf, error) {
+	return w.buildWith(name, mod, o, tailnet, nil)
+}
+
+// buildWith builds like build, then lets deps adjust the agent's dependencies.
+func (w *world) buildWith(name string, mod func(*config.Config), o Options, tailnet bool, extra func(*Deps)) (*agentOf, error) {
 	t := w.t
 	n := w.nats[name]
 	view, ok := w.sim.Instance(n.id)
@@ -167,6 +172,9 @@ func (w *world) build(name string, mod func(*config.Config), o Options, tailnet 
 			}
 		}
 		deps.TailnetPeers, deps.TailnetIPs = ao.tailnet, ao.tailnetIPs.get
+	}
+	if extra != nil {
+		extra(&deps)
 	}
 	a, err := New(context.Background(), cfg, deps, o)
 	if err != nil {
