@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -62,6 +63,10 @@ func (c *Client) ec2Opt() func(*ec2.Options) {
 
 func (c *Client) asgOpt() func(*autoscaling.Options) {
 	return func(o *autoscaling.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(nil)) }
+}
+
+func (c *Client) ssmOpt() func(*ssm.Options) {
+	return func(o *ssm.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(nil)) }
 }
 
 func (c *Client) imdsOpt() func(*imds.Options) {

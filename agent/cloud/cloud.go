@@ -1,6 +1,6 @@
 // Package cloud is the agent's view of AWS: its own identity from IMDSv2, the cluster's
 // instances and managed route tables from EC2, the writes that point routes at this
-// instance, and the Auto Scaling lifecycle calls.
+// instance, the Auto Scaling lifecycle calls, and secrets from SSM Parameter Store.
 //
 // Every call has its own timeout, is logged with its reason, is retried on throttling and
 // 5xx with a short jittered backoff, and reports each failed attempt to an Observer.
@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // EC2API is the part of *ec2.Client the agent uses.
@@ -45,6 +46,11 @@ type ASGAPI interface {
 	DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
 }
 
+// SSMAPI is the part of *ssm.Client the agent uses.
+type SSMAPI interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
 // IMDSAPI is the part of *imds.Client the agent uses.
 type IMDSAPI interface {
 	GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
@@ -55,6 +61,7 @@ var (
 	_ EC2API  = (*ec2.Client)(nil)
 	_ ASGAPI  = (*autoscaling.Client)(nil)
 	_ IMDSAPI = (*imds.Client)(nil)
+	_ SSMAPI  = (*ssm.Client)(nil)
 )
 
 // Observer is told about every failed API attempt (retried or not), by SDK operation name
@@ -72,9 +79,9 @@ func (f ObserverFunc) APIError(op, code string) { f(op, code) }
 // Timeouts bound each call. Zero fields take the defaults.
 type Timeouts struct {
 	Mutate   time.Duration // route and attribute writes, lifecycle calls (default 2s)
-	Describe time.Duration // EC2 and ASG describes (default 3s)
+	Describe time.Duration // EC2 and ASG describes, SSM reads (default 3s)
 	IMDS     time.Duration // one metadata read (default 2s)
-	Attempt  time.Duration // one HTTP attempt to EC2/ASG, so a stalled attempt is retried (default 1s)
+	Attempt  time.Duration // one HTTP attempt to EC2/ASG/SSM, so a stalled attempt is retried (default 1s)
 }
 
 // Defaults for Options.
@@ -97,6 +104,7 @@ type Options struct {
 	Region       string // "" = read from IMDS
 	EC2Endpoint  string
 	ASGEndpoint  string
+	SSMEndpoint  string
 	IMDSEndpoint string
 	Credentials  aws.CredentialsProvider // nil = the SDK's default chain
 	Logger       *slog.Logger
@@ -153,6 +161,7 @@ type Client struct {
 	ec2  EC2API
 	asg  ASGAPI
 	imds IMDSAPI
+	ssm  SSMAPI
 	o    Options
 	log  *slog.Logger
 
@@ -218,7 +227,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 
 	region := o.Region
 	if region == "" {
-		c := NewWithClients(nil, nil, md, o)
+		c := NewWithClients(nil, nil, md, nil, o)
 		r, err := c.readRegion(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("no region configured and none from IMDS: %w", err)
@@ -255,15 +264,20 @@ func New(ctx context.Context, o Options) (*Client, error) {
 			ao.BaseEndpoint = aws.String(o.ASGEndpoint)
 		}
 	})
+	ssmc := ssm.NewFromConfig(cfg, func(so *ssm.Options) {
+		if o.SSMEndpoint != "" {
+			so.BaseEndpoint = aws.String(o.SSMEndpoint)
+		}
+	})
 	o.Region = region
-	return NewWithClients(ec2c, asgc, md, o), nil
+	return NewWithClients(ec2c, asgc, md, ssmc, o), nil
 }
 
 // NewWithClients wraps clients the caller built (any of them may be nil if unused).
 // Timeouts, logging and per-attempt observation apply; the retry policy is the clients' own.
-func NewWithClients(e EC2API, a ASGAPI, m IMDSAPI, o Options) *Client {
+func NewWithClients(e EC2API, a ASGAPI, m IMDSAPI, s SSMAPI, o Options) *Client {
 	o.setDefaults()
-	return &Client{ec2: e, asg: a, imds: m, o: o, log: o.Logger}
+	return &Client{ec2: e, asg: a, imds: m, ssm: s, o: o, log: o.Logger}
 }
 
 // Region is the region the client was built for ("" when built by NewWithClients without one).

@@ -1,7 +1,9 @@
 // Package dataplane turns the host into a NAT router and keeps it one: IPv4 forwarding and
 // related sysctls, and iptables rules confined to chains headnat owns (HEADNAT-FORWARD and,
 // guarding the agent's port, HEADNAT-INPUT in filter, HEADNAT-POSTROUTING in nat,
-// HEADNAT-MANGLE-FWD in mangle), each entered by one jump at the top of its built-in chain.
+// HEADNAT-MANGLE-FWD in mangle and, with a tailnet, HEADNAT-PATH-IN and HEADNAT-PATH-OUT
+// in mangle), each entered by one jump at the top of its built-in chain. With a tailnet the
+// host is also its subnet router into the VPC.
 // Apply converges the host to a Spec and reports what it changed, Verify lists every
 // deviation, Remove undoes exactly what Apply did.
 // Rules of other owners (tailscaled's ts-* chains, Docker's, the operator's) are never
@@ -72,7 +74,7 @@ func (d *Dataplane) resolveInterface(name string) (string, error) {
 		if n == "" {
 			return "", errors.New("egress interface from the default route: the default route names no interface")
 		}
-		if err := validateInterfaceName(n); err != nil {
+		if err := validateInterfaceName("egress interface", n); err != nil {
 			return "", fmt.Errorf("default route: %w", err)
 		}
 		name = n
@@ -90,6 +92,19 @@ func (d *Dataplane) resolveInterface(name string) (string, error) {
 	return name, nil
 }
 
+// resolveInterfaces is resolveInterface, refusing an egress interface that is the tailnet's
+// (a default route through tailscaled's device).
+func (d *Dataplane) resolveInterfaces(spec Spec) (string, error) {
+	iface, err := d.resolveInterface(spec.EgressInterface)
+	if err != nil {
+		return "", err
+	}
+	if spec.Tailnet != nil && spec.Tailnet.Interface == iface {
+		return "", fmt.Errorf("egress interface %s is the tailnet interface", iface)
+	}
+	return iface, nil
+}
+
 // Apply converges the host to spec. It validates the spec and resolves the egress
 // interface before changing anything; then it writes the filter chain (so that forwarding is
 // never open without its drop rules), the nat and mangle chains, their jumps, and the
@@ -100,7 +115,7 @@ func (d *Dataplane) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, fmt.Errorf("invalid spec: %w", err)
 	}
 	spec = spec.WithDefaults()
-	iface, err := d.resolveInterface(spec.EgressInterface)
+	iface, err := d.resolveInterfaces(spec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -313,7 +328,7 @@ func (d *Dataplane) Verify(ctx context.Context, spec Spec) ([]Finding, error) {
 func (d *Dataplane) checkInterface(name string) (iface string, present bool, _ []Finding, _ error) {
 	if name == "" {
 		n, err := d.deps.Links.DefaultRouteInterface()
-		if err != nil || n == "" || validateInterfaceName(n) != nil {
+		if err != nil || n == "" || validateInterfaceName("egress interface", n) != nil {
 			got := "no usable default route"
 			if err != nil {
 				got = err.Error()
@@ -479,7 +494,7 @@ func (d *Dataplane) Plan(ctx context.Context, spec Spec) (Plan, error) {
 		return Plan{}, fmt.Errorf("invalid spec: %w", err)
 	}
 	spec = spec.WithDefaults()
-	iface, err := d.resolveInterface(spec.EgressInterface)
+	iface, err := d.resolveInterfaces(spec)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -529,8 +544,8 @@ type RemoveOptions struct {
 	StatePath string // "" means DefaultStatePath
 }
 
-// Remove undoes Apply: the jumps and the owned chains (nat first, so NAT stops before the
-// filter chain goes), then the sysctls recorded in the state file, each restored only if it
+// Remove undoes Apply: the jumps and the owned chains (nat and mangle first, so NAT stops
+// before the filter chains go), then the sysctls recorded in the state file, each restored only if it
 // still holds the value Apply wrote. The state file is deleted once everything recorded is
 // settled, and the lock file in any case. Removing twice is harmless; rules of other owners
 // are untouched.
@@ -557,7 +572,7 @@ func (d *Dataplane) Remove(ctx context.Context, opts RemoveOptions) (Result, err
 		return chains[slices.IndexFunc(chains, func(c chainSpec) bool { return c.Name == name })]
 	}
 	var errs []error
-	for _, name := range []string{ChainPostrouting, ChainMangleFwd} {
+	for _, name := range []string{ChainPostrouting, ChainMangleFwd, ChainPathIn, ChainPathOut} {
 		if err := d.removeChain(ctx, byName(name), &res); err != nil {
 			errs = append(errs, err)
 		}

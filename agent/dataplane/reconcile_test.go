@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -175,10 +176,12 @@ func foreignView(ipt *FakeIPTables) string {
 // present never disappears during the Apply, nor the last jump to an owned chain, and that a
 // second Apply changes nothing.
 func TestApplyConvergesFromRandomStates(t *testing.T) {
-	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("100.64.0.0/10"), AgentPort: 7070}
+	spec := Spec{VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/24"), ExtraSourceCIDRs: pfx("198.51.100.0/24"), AgentPort: 7070,
+		Tailnet: &TailnetSpec{Interface: "tailscale0", CIDR: netip.MustParsePrefix("100.64.0.0/10"), Routes: pfx("203.0.113.0/24"), UDPPort: DefaultTailnetUDPPort}}
 	want, _ := wantedChains(spec, &hostView{iface: "eth0"})
-	stale, _ := wantedChains(Spec{VPCCIDRs: pfx("198.18.0.0/15"), AgentPort: 7071}, &hostView{iface: "eth1"}) // an older spec
-	if len(want) != 4 || len(stale) != 4 {
+	stale, _ := wantedChains(Spec{VPCCIDRs: pfx("198.18.0.0/15"), AgentPort: 7071, // an older spec
+		Tailnet: &TailnetSpec{Interface: "ts1", CIDR: netip.MustParsePrefix("100.64.0.0/16"), UDPPort: 41642}}, &hostView{iface: "eth1"})
+	if len(want) != 6 || len(stale) != 6 {
 		t.Fatalf("chains: %d and %d", len(want), len(stale))
 	}
 	rng := rand.New(rand.NewPCG(7, 11))

@@ -13,6 +13,11 @@ const (
 	ChainPostrouting = "HEADNAT-POSTROUTING" // nat, jumped to from POSTROUTING
 	ChainMangleFwd   = "HEADNAT-MANGLE-FWD"  // mangle, jumped to from FORWARD
 	ChainInput       = "HEADNAT-INPUT"       // filter, jumped to from INPUT (only with an agent port)
+	// Path diversity (only with a tailnet, unless Tailnet.AllowVPCDirect): drop tailscaled's
+	// UDP from and to VPC addresses. In mangle, not filter: tailscaled's ts-input chain,
+	// whose jump leads filter INPUT, accepts its own port (v1.102's AddMagicsockPortRule).
+	ChainPathIn  = "HEADNAT-PATH-IN"  // mangle, jumped to from INPUT
+	ChainPathOut = "HEADNAT-PATH-OUT" // mangle, jumped to from OUTPUT
 )
 
 // CommentPrefix starts the comment of every rule headnat writes.
@@ -47,13 +52,16 @@ func (c chainSpec) movingJump() []string {
 }
 
 // owned lists the chains without their rules (enough to remove them), filter FORWARD
-// first and filter INPUT last.
+// first.
 func owned() []chainSpec {
 	return []chainSpec{
 		{Table: "filter", Parent: "FORWARD", Name: ChainForward, Guarded: true, MayStandAbove: "ts-forward"},
 		{Table: "nat", Parent: "POSTROUTING", Name: ChainPostrouting},
 		{Table: "mangle", Parent: "FORWARD", Name: ChainMangleFwd},
 		{Table: "filter", Parent: "INPUT", Name: ChainInput, Guarded: true, MayStandAbove: "ts-input"},
+		// A foreign ACCEPT above these jumps would end the mangle table before the drop.
+		{Table: "mangle", Parent: "INPUT", Name: ChainPathIn, Guarded: true},
+		{Table: "mangle", Parent: "OUTPUT", Name: ChainPathOut, Guarded: true},
 	}
 }
 
@@ -67,18 +75,21 @@ type hostView struct {
 }
 
 // wantedChains splits owned() into the chains spec wants (with their rules when the host
-// is known) and the ones it wants gone (HEADNAT-INPUT without an agent port).
+// is known) and the ones it wants gone (HEADNAT-INPUT without an agent port, the path
+// diversity chains without a tailnet or with AllowVPCDirect).
 func wantedChains(s Spec, h *hostView) (want, absent []chainSpec) {
 	all := owned()
 	if h != nil {
 		all = desiredChains(s, *h)
 	}
 	for _, c := range all {
-		if c.Name == ChainInput && s.AgentPort == 0 {
+		switch {
+		case c.Name == ChainInput && s.AgentPort == 0,
+			(c.Name == ChainPathIn || c.Name == ChainPathOut) && !s.pathDiversity():
 			absent = append(absent, c)
-			continue
+		default:
+			want = append(want, c)
 		}
-		want = append(want, c)
 	}
 	return want, absent
 }
@@ -92,11 +103,15 @@ func desiredChains(s Spec, h hostView) []chainSpec {
 	comment := func(c string) []string { return []string{"-m", "comment", "--comment", CommentPrefix + ": " + c} }
 	r := func(parts ...[]string) []string { return slices.Concat(parts...) }
 	a := func(args ...string) []string { return args }
+	tn := s.Tailnet
 
 	var fwd [][]string
 	// First, before an established rule could match a forged packet of a real flow.
 	for _, p := range h.inside {
 		fwd = append(fwd, r(a("-s", p.String(), "-i", iface), comment("VPC source on the egress side (spoofed)"), a("-j", "DROP")))
+	}
+	if tn != nil {
+		fwd = append(fwd, r(a("-s", tn.CIDR.String(), "!", "-i", tn.Interface), comment("tailnet source not from the tailnet (spoofed)"), a("-j", "DROP")))
 	}
 	fwd = append(fwd,
 		r(a("-o", iface, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established out"), a("-j", "ACCEPT")),
@@ -104,6 +119,21 @@ func desiredChains(s Spec, h hostView) []chainSpec {
 		r(a("-o", iface, "-m", "conntrack", "--ctstate", "INVALID"), comment("invalid out"), a("-j", "DROP")),
 		r(a("-i", iface, "-m", "conntrack", "--ctstate", "INVALID"), comment("invalid in"), a("-j", "DROP")),
 	)
+	if tn != nil {
+		// The tailnet reaches the VPC (and its extra routes) by whichever interface they
+		// are routed, and nothing else; nothing opens a connection into it. Replies go both
+		// ways by the established rules.
+		ts := tn.Interface
+		fwd = append(fwd,
+			r(a("-i", ts, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established from the tailnet"), a("-j", "ACCEPT")),
+			r(a("-o", ts, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"), comment("established to the tailnet"), a("-j", "ACCEPT")))
+		for _, d := range s.tailnetDestinations() {
+			fwd = append(fwd, r(a("-s", tn.CIDR.String(), "-d", d.String(), "-i", ts, "-m", "conntrack", "--ctstate", "NEW"), comment("tailnet to the VPC"), a("-j", "ACCEPT")))
+		}
+		fwd = append(fwd,
+			r(a("-i", ts), comment("tailnet to elsewhere (not an exit node)"), a("-j", "DROP")),
+			r(a("-o", ts), comment("no new connections into the tailnet"), a("-j", "DROP")))
+	}
 	for _, p := range s.sources() {
 		fwd = append(fwd, r(a("-s", p.String(), "-o", iface, "-m", "conntrack", "--ctstate", "NEW"), comment("allowed source out"), a("-j", "ACCEPT")))
 	}
@@ -113,6 +143,13 @@ func desiredChains(s Spec, h hostView) []chainSpec {
 	fwd = append(fwd, r(a("-o", iface), comment("not an open relay"), a("-j", "DROP")))
 
 	var nat [][]string
+	if tn != nil {
+		// Before the VPC's RETURN: the private service sees the host's VPC address and
+		// replies through this host, whichever route table its subnet uses.
+		for _, d := range s.tailnetDestinations() {
+			nat = append(nat, r(a("-s", tn.CIDR.String(), "-d", d.String()), comment("masquerade the tailnet to the VPC"), a("-j", "MASQUERADE")))
+		}
+	}
 	for _, p := range s.VPCCIDRs {
 		nat = append(nat, r(a("-d", p.String()), comment("no NAT within the VPC"), a("-j", "RETURN")))
 	}
@@ -135,16 +172,46 @@ func desiredChains(s Spec, h hostView) []chainSpec {
 		for _, p := range s.agentSources() {
 			input = append(input, r(a("-s", p.String()), port, comment("agent port from an allowed source"), a("-j", "ACCEPT")))
 		}
+		if tn != nil {
+			input = append(input, r(a("-s", tn.CIDR.String(), "-i", tn.Interface), port, comment("agent port from the tailnet"), a("-j", "ACCEPT")))
+		}
 		// DROP rather than REJECT: the port answers on the public address too, and a silent
 		// drop neither confirms it to scanners nor sends resets to forged sources.
 		input = append(input, r(port, comment("agent port closed to other sources"), a("-j", "DROP")))
 	}
 
+	// Path diversity. If tailscaled reached another NAT instance directly by its VPC
+	// address, a VPC partition would cut the tailnet path together with the VPC path, and
+	// the tailnet path would only come back once tailscale's direct path timed out (seconds
+	// after failover decided). Dropping tailscaled's UDP to and from VPC addresses leaves it
+	// the public addresses (via the internet gateway) or DERP. A dropped send fails with
+	// EPERM, which magicsock counts as a lost packet.
+	var pathIn, pathOut [][]string
+	if s.pathDiversity() {
+		port := strconv.Itoa(tn.UDPPort)
+		for _, p := range s.VPCCIDRs {
+			pathIn = append(pathIn, r(a("-s", p.String(), "-p", "udp", "-m", "udp", "--dport", port), comment("no tailnet path over the VPC (path diversity)"), a("-j", "DROP")))
+			pathOut = append(pathOut, r(a("-d", p.String(), "-p", "udp", "-m", "udp", "--sport", port), comment("no tailnet path over the VPC (path diversity)"), a("-j", "DROP")))
+		}
+	}
+
 	chains := owned()
-	chains[0].Rules = fwd
-	chains[1].Rules = nat
-	chains[2].Rules = mangle
-	chains[3].Rules = input
+	for i, c := range chains {
+		switch c.Name {
+		case ChainForward:
+			chains[i].Rules = fwd
+		case ChainPostrouting:
+			chains[i].Rules = nat
+		case ChainMangleFwd:
+			chains[i].Rules = mangle
+		case ChainInput:
+			chains[i].Rules = input
+		case ChainPathIn:
+			chains[i].Rules = pathIn
+		case ChainPathOut:
+			chains[i].Rules = pathOut
+		}
+	}
 	return chains
 }
 

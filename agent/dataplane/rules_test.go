@@ -84,8 +84,8 @@ func TestDesiredRules(t *testing.T) {
 	s := Spec{VPCCIDRs: pfx("198.18.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10")}
 	var got []string
 	chains, absent := wantedChains(s, &hostView{iface: "eth0"})
-	if len(absent) != 1 || absent[0].Name != ChainInput {
-		t.Fatalf("without an agent port, absent = %v", absent)
+	if len(absent) != 3 || absent[0].Name != ChainInput || absent[1].Name != ChainPathIn || absent[2].Name != ChainPathOut {
+		t.Fatalf("without an agent port and a tailnet, absent = %v", absent)
 	}
 	for _, c := range chains {
 		got = append(got, "*"+c.Table+" "+ruleLine(c.Parent, c.Jump()))
@@ -119,7 +119,7 @@ func TestDesiredRulesAgentPortAndSpoofing(t *testing.T) {
 	s := Spec{VPCCIDRs: pfx("198.18.0.0/16"), ExtraSourceCIDRs: pfx("100.64.0.0/10"),
 		AgentPort: 7070, AgentSourceCIDRs: pfx("100.64.0.0/10", "203.0.113.0/24")}
 	chains, absent := wantedChains(s, &hostView{iface: "eth0", inside: pfx("198.18.20.0/24")})
-	if len(absent) != 0 || len(chains) != 4 {
+	if len(absent) != 2 || len(chains) != 4 {
 		t.Fatalf("chains %d, absent %v", len(chains), absent)
 	}
 	lines := func(c chainSpec) []string {

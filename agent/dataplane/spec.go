@@ -29,6 +29,9 @@ const (
 	MaxAutoConntrackMax = 2097152
 	// MinConntrackMax is the smallest explicit ConntrackMax accepted.
 	MinConntrackMax = 1024
+
+	// DefaultTailnetUDPPort is tailscaled's default WireGuard and disco port (its --port).
+	DefaultTailnetUDPPort = 41641
 )
 
 // Spec is the data plane headnat keeps on the host.
@@ -40,10 +43,10 @@ type Spec struct {
 	// interface, never NATed as destinations, and closed to new connections from outside.
 	// At least one is required.
 	VPCCIDRs []netip.Prefix
-	// ExtraSourceCIDRs are further sources allowed out of the egress interface and
-	// masqueraded (e.g. the tailnet 100.64.0.0/10). Forwarded traffic leaving the egress
-	// interface from any source not listed here or in VPCCIDRs is dropped, so a tailnet
-	// subnet router on the same host needs the tailnet range here.
+	// ExtraSourceCIDRs are further sources allowed out of the egress interface (to the
+	// internet) and masqueraded. Forwarded traffic leaving the egress interface from any
+	// source not listed here or in VPCCIDRs is dropped. The tailnet does not belong here: it
+	// may reach the VPC only, which Tailnet says.
 	ExtraSourceCIDRs []netip.Prefix
 	// ConntrackMax is net.netfilter.nf_conntrack_max; 0 sizes it to memory: MemTotal in
 	// bytes / 4096, clamped to [MinAutoConntrackMax, MaxAutoConntrackMax].
@@ -68,7 +71,38 @@ type Spec struct {
 	// by Apply and not as a deviation by Verify). By default Apply moves the jump back to the
 	// top of the built-in chain, where only tailscaled's own jump may stand above it.
 	KeepJumpPosition bool
+	// Tailnet, when set, makes the host a tailnet subnet router for the VPC as well; nil
+	// means no tailnet rules at all (Apply removes headnat's if they exist).
+	Tailnet *TailnetSpec
 }
+
+// TailnetSpec is the tailnet a subnet router on this host (tailscaled) serves. Its sources,
+// arriving on Interface, may open connections to the VPC CIDRs and Routes, masqueraded to the
+// host's address there; they may not go anywhere else (the node is not an exit node), and
+// nothing may open a connection into the tailnet through the host. The agent port admits
+// them too.
+type TailnetSpec struct {
+	// Interface is tailscaled's TUN device, e.g. tailscale0. Required. It need not exist
+	// yet: the rules match it by name, and tailscaled creates it when it starts.
+	Interface string
+	// CIDR is the tailnet's address range, e.g. 100.64.0.0/10. It may not overlap VPCCIDRs
+	// or ExtraSourceCIDRs (sources that may reach the internet).
+	CIDR netip.Prefix
+	// Routes are further destinations the tailnet may reach besides VPCCIDRs: the extra
+	// routes the subnet router advertises.
+	Routes []netip.Prefix
+	// UDPPort is tailscaled's fixed WireGuard and disco UDP port (its --port;
+	// DefaultTailnetUDPPort unless changed). Required: 0 (a random port) cannot be matched.
+	UDPPort int
+	// AllowVPCDirect keeps tailscaled's UDP to and from VPC addresses. By default it is
+	// dropped (HEADNAT-PATH-IN and HEADNAT-PATH-OUT), so that two NAT instances reach each
+	// other over the tailnet by their public addresses or DERP, never directly over the VPC:
+	// the tailnet is the peers' second health path, and it must not share the VPC's fate.
+	AllowVPCDirect bool
+}
+
+// pathDiversity reports whether the drop of tailscaled's direct VPC path is wanted.
+func (s Spec) pathDiversity() bool { return s.Tailnet != nil && !s.Tailnet.AllowVPCDirect }
 
 // WithDefaults returns the spec with zero fields replaced by their defaults (ConntrackMax
 // stays 0: it is sized when applied, from the host's memory).
@@ -90,7 +124,7 @@ func (s Spec) WithDefaults() Spec {
 
 // Validate reports the first problem with the spec as one error, or nil.
 func (s Spec) Validate() error {
-	if err := validateInterfaceName(s.EgressInterface); err != nil {
+	if err := validateInterfaceName("egress interface", s.EgressInterface); err != nil {
 		return err
 	}
 	if len(s.VPCCIDRs) == 0 {
@@ -159,6 +193,56 @@ func (s Spec) Validate() error {
 	if s.StatePath != "" && !filepath.IsAbs(s.StatePath) {
 		return fmt.Errorf("state path %q is not absolute", s.StatePath)
 	}
+	if s.Tailnet != nil {
+		return s.Tailnet.validate(s)
+	}
+	return nil
+}
+
+func (t TailnetSpec) validate(s Spec) error {
+	if t.Interface == "" {
+		return errors.New("tailnet interface not given: tailscaled's TUN device (e.g. tailscale0) is required")
+	}
+	if err := validateInterfaceName("tailnet interface", t.Interface); err != nil {
+		return err
+	}
+	if t.Interface == "lo" || t.Interface == s.EgressInterface {
+		return fmt.Errorf("tailnet interface %q: must be tailscaled's own device, not the egress interface or loopback", t.Interface)
+	}
+	if err := validatePrefix("tailnet CIDR", t.CIDR); err != nil {
+		return err
+	}
+	for _, p := range s.VPCCIDRs {
+		if t.CIDR.Overlaps(p) {
+			return fmt.Errorf("tailnet CIDR %s overlaps VPC CIDR %s", t.CIDR, p)
+		}
+	}
+	for _, p := range s.ExtraSourceCIDRs {
+		if t.CIDR.Overlaps(p) {
+			return fmt.Errorf("tailnet CIDR %s overlaps extra source CIDR %s: extra sources may reach the internet, the tailnet only the VPC (leave it out of the extra sources)", t.CIDR, p)
+		}
+	}
+	for i, p := range t.Routes {
+		if err := validatePrefix("tailnet route", p); err != nil {
+			return err
+		}
+		if p.Overlaps(t.CIDR) {
+			return fmt.Errorf("tailnet route %s overlaps the tailnet CIDR %s", p, t.CIDR)
+		}
+		for _, v := range s.VPCCIDRs {
+			if p.Overlaps(v) {
+				return fmt.Errorf("tailnet route %s overlaps VPC CIDR %s (the VPC is always routed)", p, v)
+			}
+		}
+		for _, q := range t.Routes[:i] {
+			if p.Overlaps(q) {
+				return fmt.Errorf("tailnet route %s overlaps tailnet route %s", p, q)
+			}
+		}
+	}
+	if t.UDPPort < 1 || t.UDPPort > 65535 {
+		return fmt.Errorf("tailnet UDP port %d out of range 1..65535 (tailscaled's --port, %d by default; it must be fixed)", t.UDPPort, DefaultTailnetUDPPort)
+	}
 	return nil
 }
 
@@ -180,15 +264,15 @@ func validatePrefix(what string, p netip.Prefix) error {
 
 // validateInterfaceName accepts "" (from the default route) or a name the kernel accepts and
 // iptables matches literally (no "+" wildcard, no "!" negation).
-func validateInterfaceName(name string) error {
+func validateInterfaceName(what, name string) error {
 	if name == "" {
 		return nil
 	}
 	if len(name) > 15 {
-		return fmt.Errorf("egress interface %q: name longer than 15 characters", name)
+		return fmt.Errorf("%s %q: name longer than 15 characters", what, name)
 	}
 	if name == "." || name == ".." || strings.ContainsAny(name, "/:+!\"\\ \t\n\r") {
-		return fmt.Errorf("egress interface %q: not a valid interface name", name)
+		return fmt.Errorf("%s %q: not a valid interface name", what, name)
 	}
 	return nil
 }
@@ -213,6 +297,16 @@ func (s Spec) agentSources() []netip.Prefix {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// tailnetDestinations is where the tailnet may open connections: the VPC, then the extra
+// routes.
+func (s Spec) tailnetDestinations() []netip.Prefix {
+	out := slices.Clone(s.VPCCIDRs)
+	if s.Tailnet != nil {
+		out = append(out, s.Tailnet.Routes...)
 	}
 	return out
 }

@@ -39,7 +39,7 @@ func (f Finding) String() string {
 	case KindChainMissing:
 		return fmt.Sprintf("chain-missing: %s does not exist", where)
 	case KindChainUnexpected:
-		return fmt.Sprintf("chain-unexpected: %s exists, but the spec wants none (no agent port)", where)
+		return fmt.Sprintf("chain-unexpected: %s exists, but the spec wants none", where)
 	case KindRuleMissing:
 		return fmt.Sprintf("rule-missing in %s: %s", where, f.Want)
 	case KindRuleDuplicate:

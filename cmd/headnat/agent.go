@@ -68,6 +68,7 @@ func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.
 		Region:       cfg.AWS.Region,
 		EC2Endpoint:  cfg.AWS.EC2Endpoint,
 		ASGEndpoint:  cfg.AWS.AutoScalingEndpoint,
+		SSMEndpoint:  cfg.AWS.SSMEndpoint,
 		IMDSEndpoint: cfg.AWS.IMDSEndpoint,
 		Logger:       log,
 		Observer:     cloud.ObserverFunc(metrics.APIError),

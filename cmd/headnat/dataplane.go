@@ -43,9 +43,10 @@ exit status:
 
 // dataplaneCmd is `headnat dataplane`, parsed.
 type dataplaneCmd struct {
-	action string
-	spec   dataplane.Spec
-	dryRun bool
+	action  string
+	spec    dataplane.Spec
+	tailnet dataplane.TailnetSpec // the tailnet flags; in spec once --tailnet-interface is given
+	dryRun  bool
 
 	stdout io.Writer
 	log    *slog.Logger
@@ -94,6 +95,28 @@ func (l prefixList) Set(v string) error {
 	return nil
 }
 
+// prefixValue is a flag holding one CIDR.
+type prefixValue struct{ p *netip.Prefix }
+
+func (v prefixValue) String() string {
+	if v.p == nil || !v.p.IsValid() {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v prefixValue) Set(s string) error {
+	var p []netip.Prefix
+	if err := (prefixList{&p}).Set(s); err != nil {
+		return err
+	}
+	if len(p) != 1 {
+		return errors.New("one CIDR expected")
+	}
+	*v.p = p[0]
+	return nil
+}
+
 // placeholders name each flag's value in the help.
 var placeholders = map[string]string{
 	"egress-interface":        "NAME",
@@ -106,7 +129,15 @@ var placeholders = map[string]string{
 	"udp-timeout":             "DURATION",
 	"udp-stream-timeout":      "DURATION",
 	"state-path":              "PATH",
+	"tailnet-interface":       "NAME",
+	"tailnet-cidr":            "CIDR",
+	"tailnet-route":           "CIDR[,CIDR...]",
+	"tailnet-udp-port":        "PORT",
 }
+
+// tailnetDefaultCIDR is the tailnet's range unless --tailnet-cidr says otherwise (headscale's
+// default IPv4 prefix).
+var tailnetDefaultCIDR = netip.MustParsePrefix("100.64.0.0/10")
 
 // dataplaneFlags defines the flags of action on c.
 func dataplaneFlags(c *dataplaneCmd, action string) *flag.FlagSet {
@@ -115,14 +146,21 @@ func dataplaneFlags(c *dataplaneCmd, action string) *flag.FlagSet {
 	if action != "remove" {
 		fs.StringVar(&c.spec.EgressInterface, "egress-interface", "", "interface NATed traffic leaves by (default: the default route's)")
 		fs.Var(prefixList{&c.spec.VPCCIDRs}, "vpc-cidr", "VPC CIDR, repeatable (required)")
-		fs.Var(prefixList{&c.spec.ExtraSourceCIDRs}, "extra-source-cidr", "further source allowed out and masqueraded, e.g. the tailnet's; repeatable")
+		fs.Var(prefixList{&c.spec.ExtraSourceCIDRs}, "extra-source-cidr", "further source allowed out to the internet and masqueraded (not the tailnet: see --tailnet-interface); repeatable")
 		fs.IntVar(&c.spec.AgentPort, "agent-port", defaultAgentPort, "the agent's TCP port: open only to loopback, the VPC and the allowed sources (0: no INPUT rules, and headnat's removed)")
-		fs.Var(prefixList{&c.spec.AgentSourceCIDRs}, "agent-source-cidr", "further source allowed to the agent port only, e.g. the tailnet's; repeatable")
+		fs.Var(prefixList{&c.spec.AgentSourceCIDRs}, "agent-source-cidr", "further source allowed to the agent port only (the tailnet is with --tailnet-interface); repeatable")
 		fs.BoolVar(&c.spec.KeepJumpPosition, "keep-jump-position", false, "leave headnat's filter jumps below foreign rules that accept traffic (reported as notes) instead of moving them back to the top")
 		fs.IntVar(&c.spec.ConntrackMax, "conntrack-max", 0, "net.netfilter.nf_conntrack_max (0: sized to memory)")
 		fs.DurationVar(&c.spec.TCPEstablishedTimeout, "tcp-established-timeout", dataplane.DefaultTCPEstablishedTimeout, "conntrack idle timeout of established TCP flows")
 		fs.DurationVar(&c.spec.UDPTimeout, "udp-timeout", dataplane.DefaultUDPTimeout, "conntrack idle timeout of one-way UDP flows")
 		fs.DurationVar(&c.spec.UDPStreamTimeout, "udp-stream-timeout", dataplane.DefaultUDPStreamTimeout, "conntrack idle timeout of two-way UDP flows")
+		c.tailnet.CIDR = tailnetDefaultCIDR
+		c.tailnet.UDPPort = dataplane.DefaultTailnetUDPPort
+		fs.StringVar(&c.tailnet.Interface, "tailnet-interface", "", "tailscaled's TUN device (e.g. tailscale0): the tailnet reaches the VPC through this host (default: no tailnet rules, and headnat's removed)")
+		fs.Var(prefixValue{&c.tailnet.CIDR}, "tailnet-cidr", "the tailnet's address range")
+		fs.Var(prefixList{&c.tailnet.Routes}, "tailnet-route", "further destination the tailnet may reach besides the VPC (an advertised extra route); repeatable")
+		fs.IntVar(&c.tailnet.UDPPort, "tailnet-udp-port", dataplane.DefaultTailnetUDPPort, "tailscaled's WireGuard port (its --port)")
+		fs.BoolVar(&c.tailnet.AllowVPCDirect, "tailnet-allow-vpc-direct", false, "keep tailscaled's UDP to and from VPC addresses (by default dropped, so the tailnet path between NAT instances does not share the VPC's fate)")
 	}
 	fs.StringVar(&c.spec.StatePath, "state-path", dataplane.DefaultStatePath, "where apply records the sysctl values it replaced")
 	if action == "apply" {
@@ -201,6 +239,23 @@ func parseDataplane(args []string, stdout io.Writer) (*dataplaneCmd, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	// --tailnet-interface, even empty, asks for the tailnet rules; the other tailnet flags
+	// only refine them.
+	var tailnetFlags []string
+	withTailnet := false
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "tailnet-interface":
+			withTailnet = true
+		case strings.HasPrefix(f.Name, "tailnet-"):
+			tailnetFlags = append(tailnetFlags, "--"+f.Name)
+		}
+	})
+	if withTailnet {
+		c.spec.Tailnet = &c.tailnet
+	} else if len(tailnetFlags) > 0 {
+		return nil, usagef("%s given without --tailnet-interface", strings.Join(tailnetFlags, ", "))
 	}
 	// Nothing on the host is touched before the spec is known to be good.
 	if c.action == "remove" {

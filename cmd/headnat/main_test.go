@@ -132,3 +132,48 @@ func TestParseDataplaneFlags(t *testing.T) {
 		t.Fatalf("defaults: %+v", c.spec)
 	}
 }
+
+func TestParseDataplaneTailnetFlags(t *testing.T) {
+	c, err := parseDataplane([]string{"apply", "--vpc-cidr", "198.18.0.0/16"}, &bytes.Buffer{})
+	if err != nil || c.spec.Tailnet != nil {
+		t.Fatalf("without --tailnet-interface: %v, tailnet %+v", err, c.spec.Tailnet)
+	}
+	c, err = parseDataplane([]string{"verify", "--vpc-cidr", "198.18.0.0/16", "--tailnet-interface", "tailscale0"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dataplane.TailnetSpec{Interface: "tailscale0", CIDR: netip.MustParsePrefix("100.64.0.0/10"), UDPPort: 41641}
+	if tn := c.spec.Tailnet; tn == nil || tn.Interface != want.Interface || tn.CIDR != want.CIDR || tn.UDPPort != want.UDPPort || tn.Routes != nil || tn.AllowVPCDirect {
+		t.Fatalf("defaults: %+v", c.spec.Tailnet)
+	}
+	c, err = parseDataplane([]string{"apply", "--vpc-cidr", "198.18.0.0/16", "--tailnet-interface=ts9", "--tailnet-cidr", "100.100.0.0/16",
+		"--tailnet-route", "198.19.0.0/24,198.51.100.0/24", "--tailnet-udp-port", "41642", "--tailnet-allow-vpc-direct"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn := c.spec.Tailnet; tn.Interface != "ts9" || tn.CIDR != netip.MustParsePrefix("100.100.0.0/16") || tn.UDPPort != 41642 || !tn.AllowVPCDirect ||
+		!slices.Equal(tn.Routes, []netip.Prefix{netip.MustParsePrefix("198.19.0.0/24"), netip.MustParsePrefix("198.51.100.0/24")}) {
+		t.Fatalf("parsed %+v", tn)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tailnet-interface", ""}, "tailnet interface not given"},
+		{[]string{"--tailnet-cidr", "100.64.0.0/10"}, "--tailnet-cidr given without --tailnet-interface"},
+		{[]string{"--tailnet-udp-port", "1", "--tailnet-allow-vpc-direct"}, "--tailnet-allow-vpc-direct, --tailnet-udp-port given without --tailnet-interface"},
+		{[]string{"--tailnet-interface", "tailscale0", "--tailnet-udp-port", "0"}, "tailnet UDP port 0 out of range"},
+		{[]string{"--tailnet-interface", "tailscale0", "--tailnet-cidr", "100.64.0.0/10,100.128.0.0/10"}, "one CIDR expected"},
+		{[]string{"--tailnet-interface", "tailscale0", "--tailnet-cidr", "100.64.0.1/10"}, "tailnet CIDR 100.64.0.1/10 has host bits set"},
+		{[]string{"--tailnet-interface", "tailscale0", "--extra-source-cidr", "100.64.0.0/10"}, "overlaps extra source CIDR"},
+	} {
+		_, err := parseDataplane(append([]string{"apply", "--vpc-cidr", "198.18.0.0/16"}, tt.args...), &bytes.Buffer{})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want a usage error with %q", tt.args, err, tt.want)
+		}
+	}
+	if _, err := parseDataplane([]string{"remove", "--tailnet-interface", "tailscale0"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not a flag of remove") {
+		t.Errorf("remove --tailnet-interface: %v", err)
+	}
+}

@@ -273,53 +273,71 @@ func desiredByChain(dry string) map[string][]string {
 }
 
 func TestApplyTenTimesWritesEachRuleOnce(t *testing.T) {
-	l := newLab(t, topo.ModeNAT)
-	extra := []string{"--vpc-cidr", "198.19.0.0/24,198.19.8.0/21", "--extra-source-cidr", "100.64.0.0/10"}
-	dry := mustHeadnat(t, l.NAT, l.args("apply", append(extra, "--dry-run")...)...)
-	want := desiredByChain(dry.stdout)
-	if len(want) != 4 {
-		t.Fatalf("dry run lists chains %v", want)
+	where := map[string][2]string{ // chain -> table, parent
+		"HEADNAT-FORWARD":     {"filter", "FORWARD"},
+		"HEADNAT-INPUT":       {"filter", "INPUT"},
+		"HEADNAT-POSTROUTING": {"nat", "POSTROUTING"},
+		"HEADNAT-MANGLE-FWD":  {"mangle", "FORWARD"},
+		"HEADNAT-PATH-IN":     {"mangle", "INPUT"},
+		"HEADNAT-PATH-OUT":    {"mangle", "OUTPUT"},
 	}
-	first := l.apply(t, extra...)
-	if strings.Contains(first.stdout, "no changes") {
-		t.Fatal("first apply reported no changes")
-	}
-	var after2 string
-	for i := 2; i <= 10; i++ {
-		r := l.apply(t, extra...)
-		if r.changes() != "no changes\n" {
-			t.Fatalf("apply #%d changed something:\n%s", i, r.stdout)
-		}
-		if i == 2 {
-			after2 = rules(t, l.NAT)
-		}
-	}
-	if got := rules(t, l.NAT); got != after2 {
-		t.Fatalf("rules changed between apply #2 and #10:\n%s\nvs\n%s", after2, got)
-	}
-	// The kernel lists back exactly the canonical rules the dry run printed, in order, and
-	// each built-in chain jumps once.
-	for table, chains := range map[string][][2]string{
-		"filter": {{"HEADNAT-FORWARD", "FORWARD"}, {"HEADNAT-INPUT", "INPUT"}},
-		"nat":    {{"HEADNAT-POSTROUTING", "POSTROUTING"}},
-		"mangle": {{"HEADNAT-MANGLE-FWD", "FORWARD"}},
+	for _, tc := range []struct {
+		name   string
+		extra  []string
+		chains int
+	}{
+		{"NAT", []string{"--vpc-cidr", "198.19.0.0/24,198.19.8.0/21", "--extra-source-cidr", "100.64.0.0/10"}, 4},
+		{"NAT and tailnet", []string{"--vpc-cidr", "198.19.0.0/24,198.19.8.0/21", "--extra-source-cidr", "198.51.100.0/24",
+			"--tailnet-interface", "tailscale0", "--tailnet-route", "203.0.113.0/25"}, 6},
 	} {
-		for _, c := range chains {
-			out := l.NAT.MustRun(t, "iptables", "-t", table, "-S", c[0])
-			var got []string
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				if strings.HasPrefix(line, "-A ") {
-					got = append(got, line)
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t, topo.ModeNAT)
+			extra := tc.extra
+			dry := mustHeadnat(t, l.NAT, l.args("apply", append(extra, "--dry-run")...)...)
+			want := desiredByChain(dry.stdout)
+			if len(want) != tc.chains {
+				t.Fatalf("dry run lists chains %v", want)
+			}
+			first := l.apply(t, extra...)
+			if strings.Contains(first.stdout, "no changes") {
+				t.Fatal("first apply reported no changes")
+			}
+			var after2 string
+			for i := 2; i <= 10; i++ {
+				r := l.apply(t, extra...)
+				if r.changes() != "no changes\n" {
+					t.Fatalf("apply #%d changed something:\n%s", i, r.stdout)
+				}
+				if i == 2 {
+					after2 = rules(t, l.NAT)
 				}
 			}
-			if !slices.Equal(got, want[c[0]]) {
-				t.Errorf("iptables -t %s -S %s:\n%s\nwant:\n%s", table, c[0], strings.Join(got, "\n"), strings.Join(want[c[0]], "\n"))
+			if got := rules(t, l.NAT); got != after2 {
+				t.Fatalf("rules changed between apply #2 and #10:\n%s\nvs\n%s", after2, got)
 			}
-			parent := l.NAT.MustRun(t, "iptables", "-t", table, "-S", c[1])
-			if n := strings.Count(parent, "-j "+c[0]+"\n"); n != 1 {
-				t.Errorf("%s %s jumps to %s %d times:\n%s", table, c[1], c[0], n, parent)
+			// The kernel lists back exactly the canonical rules the dry run printed, in order,
+			// and each built-in chain jumps once.
+			for chain := range want {
+				table, parentChain := where[chain][0], where[chain][1]
+				if table == "" {
+					t.Fatalf("unknown chain %s", chain)
+				}
+				out := l.NAT.MustRun(t, "iptables", "-t", table, "-S", chain)
+				var got []string
+				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+					if strings.HasPrefix(line, "-A ") {
+						got = append(got, line)
+					}
+				}
+				if !slices.Equal(got, want[chain]) {
+					t.Errorf("iptables -t %s -S %s:\n%s\nwant:\n%s", table, chain, strings.Join(got, "\n"), strings.Join(want[chain], "\n"))
+				}
+				parent := l.NAT.MustRun(t, "iptables", "-t", table, "-S", parentChain)
+				if n := strings.Count(parent, "-j "+chain+"\n"); n != 1 {
+					t.Errorf("%s %s jumps to %s %d times:\n%s", table, parentChain, chain, n, parent)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -463,6 +481,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"wildcard interface", l.args("apply", "--egress-interface", "eth+"), 2, "not a valid interface name"},
 		{"agent port out of range", l.args("apply", "--agent-port", "65536"), 2, "agent port 65536 out of range"},
 		{"agent source not a CIDR", l.args("apply", "--agent-source-cidr", "100.64.0.0"), 2, "not a CIDR"},
+		{"empty tailnet interface", l.args("apply", "--tailnet-interface", ""), 2, "tailnet interface not given"},
+		{"tailnet interface is the egress", l.args("apply", "--tailnet-interface", "eth0"), 1, "egress interface eth0 is the tailnet interface"},
+		{"tailnet CIDR IPv6", l.args("apply", "--tailnet-interface", "tailscale0", "--tailnet-cidr", "fd7a:115c:a1e0::/48"), 2, "tailnet CIDR fd7a:115c:a1e0::/48 is not IPv4"},
+		{"tailnet CIDR host bits", l.args("apply", "--tailnet-interface", "tailscale0", "--tailnet-cidr", "100.64.0.1/10"), 2, "has host bits set"},
+		{"tailnet UDP port 0", l.args("apply", "--tailnet-interface", "tailscale0", "--tailnet-udp-port", "0"), 2, "tailnet UDP port 0 out of range"},
 	}
 	check := func(t *testing.T, stateWant bool) {
 		for _, b := range bad {

@@ -134,13 +134,18 @@ func serviceOf(action, version string) string {
 	return serviceEC2
 }
 
-// Handler serves the EC2 and AutoScaling Query APIs on any path.
+// Handler serves the EC2 and AutoScaling Query APIs and SSM's GetParameter (told apart by
+// its X-Amz-Target header) on any path.
 func (s *Sim) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
 }
 
 func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := s.requestID()
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), ssmTarget) {
+		s.serveSSM(w, r, reqID)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, serviceEC2, reqID, errf(400, "MalformedQueryString", "cannot parse the request: %v", err))
@@ -309,12 +314,17 @@ func (s *Sim) fault(ctx context.Context, service, action string) *apiError {
 	}
 	switch {
 	case dice < f.ThrottleRate:
-		if service == serviceASG {
+		switch service {
+		case serviceASG:
 			return errf(400, "Throttling", "Rate exceeded")
+		case serviceSSM:
+			return errf(400, "ThrottlingException", "Rate exceeded")
 		}
 		return errf(503, "RequestLimitExceeded", "Request limit exceeded.")
 	case dice < f.ThrottleRate+f.ServerErrorRate:
 		switch {
+		case service == serviceSSM:
+			return errf(500, "InternalServerError", "An internal error has occurred.")
 		case service == serviceASG && pick == 0:
 			return errf(500, "InternalFailure", "An internal error has occurred.")
 		case service == serviceASG:

@@ -1,4 +1,5 @@
-// Package vpcsim is a stateful, wire-compatible fake of the EC2 and AutoScaling Query APIs.
+// Package vpcsim is a stateful, wire-compatible fake of the EC2 and AutoScaling Query APIs,
+// and of SSM Parameter Store's GetParameter (seeded with PutParameter).
 //
 // A Sim holds a small VPC (subnets, route tables and associations, instances with their
 // primary ENI, source/dest check, Elastic IPs, tags, Auto Scaling groups with lifecycle hooks)
@@ -89,6 +90,7 @@ type Sim struct {
 	ids      map[string]struct{}
 	calls    []Call
 	requests map[string]int
+	params   map[string]*ssmParam // SSM Parameter Store, by name
 
 	faultMu sync.Mutex
 	faults  Faults

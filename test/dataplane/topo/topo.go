@@ -54,6 +54,7 @@ const (
 // Topology is a built lab. Close removes it with everything started in it.
 type Topology struct {
 	Priv, Router, NAT, Inet *netns.NS
+	Admin                   *netns.NS // after AddAdmin
 }
 
 // Build creates the namespaces, links and routes.
@@ -156,12 +157,53 @@ func New(tb testing.TB, mode Mode) *Topology {
 // Close kills everything started in the namespaces and deletes them.
 func (t *Topology) Close() error {
 	var errs []error
-	for _, n := range []*netns.NS{t.Inet, t.NAT, t.Router, t.Priv} {
+	for _, n := range []*netns.NS{t.Admin, t.Inet, t.NAT, t.Router, t.Priv} {
 		if n != nil {
 			errs = append(errs, n.Delete())
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Addresses of the tailnet stand-in. 100.64.0.0/10 is used only inside the namespaces the
+// lab creates.
+const (
+	TailnetIface   = "tailscale0"
+	TailnetCIDR    = "100.64.0.0/10"
+	NATTailnetAddr = "100.64.0.1" // the NAT's address on its tailscale0
+	AdminAddr      = "100.64.0.2" // an admin's tailnet address
+)
+
+// AddAdmin adds an admin on the tailnet: a veth named tailscale0 in the NAT namespace stands
+// in for tailscaled's TUN device, and its other end is the admin namespace, whose traffic all
+// goes through the NAT (as the admin's subnet routes would send it). The router routes the
+// tailnet range to the NAT (as a VPC route table entry would), so the private host and the
+// internet can try to open connections into the tailnet.
+//
+//	[admin] 100.64.0.2 ----- tailscale0 100.64.0.1 [nat]
+func (t *Topology) AddAdmin() error {
+	var err error
+	if t.Admin, err = netns.Add("admin"); err != nil {
+		return err
+	}
+	if err := netns.Veth(t.Admin, "eth0", t.NAT, TailnetIface); err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		ns   *netns.NS
+		args string
+	}{
+		{t.Admin, "ip addr add " + AdminAddr + "/24 dev eth0"},
+		{t.Admin, "ip route add default via " + NATTailnetAddr},
+		{t.NAT, "ip addr add " + NATTailnetAddr + "/24 dev " + TailnetIface},
+		{t.Router, "ip route add " + TailnetCIDR + " via " + NATAddr},
+		{t.Inet, "ip route add " + TailnetCIDR + " via " + IGWAddr},
+	} {
+		if _, err := s.ns.Run(strings.Fields(s.args)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StartEcho starts a TCP server on addr:port in ns that answers every connection with the
