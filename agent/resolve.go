@@ -76,6 +76,7 @@ func Resolve(ctx context.Context, cfg config.Config, cl Cloud) (Resolved, error)
 		UDPTimeout:            cfg.Conntrack.UDPTimeout,
 		UDPStreamTimeout:      cfg.Conntrack.UDPStreamTimeout,
 		StatePath:             cfg.StatePath,
+		Tailnet:               tailnetSpec(cfg.Tailnet),
 	}.WithDefaults()
 	if err := r.Spec.Validate(); err != nil {
 		return r, fmt.Errorf("data plane: %w", err)
@@ -171,4 +172,13 @@ func validIP(a netip.Addr) string {
 		return a.String()
 	}
 	return ""
+}
+
+// tailnetSpec is the data plane's part of the tailnet: nil without one.
+func tailnetSpec(t config.Tailnet) *dataplane.TailnetSpec {
+	if !t.Enabled() {
+		return nil
+	}
+	return &dataplane.TailnetSpec{Interface: t.Interface, CIDR: t.CIDR, Routes: t.ExtraRoutes,
+		UDPPort: t.UDPPort, AllowVPCDirect: t.AllowVPCDirect}
 }

@@ -41,7 +41,7 @@ type Tailnet struct {
 	Approved   bool     `json:"approved"`             // headscale approved every advertised route
 	Primary    []string `json:"primary,omitempty"`    // routes this instance is the primary router for
 	Degraded   bool     `json:"degraded"`
-	Error      string   `json:"error,omitempty"` // why degraded
+	Error      string   `json:"error,omitempty"`     // why degraded
 	Withdrawn  bool     `json:"withdrawn,omitempty"` // routes withdrawn for a drain
 }
 

@@ -153,6 +153,12 @@ type Tailnet struct {
 	// CIDR is the tailnet's address range: its sources are forwarded to the VPC and may
 	// reach the agent's port.
 	CIDR netip.Prefix `yaml:"cidr"`
+	// UDPPort is tailscaled's fixed WireGuard port (its --port), matched by the path rules.
+	UDPPort int `yaml:"udp_port"`
+	// AllowVPCDirect lets tailscaled talk to other nodes over VPC-private addresses. Off, the
+	// NAT instances reach each other over the tailnet by public addresses or DERP, a path a
+	// VPC partition does not cut (the second health path).
+	AllowVPCDirect bool `yaml:"allow_vpc_direct"`
 }
 
 // Enabled reports whether a tailnet is configured.
@@ -187,6 +193,7 @@ func Default() Config {
 			Interface: "tailscale0",
 			Tags:      []string{"tag:nat"},
 			CIDR:      netip.MustParsePrefix("100.64.0.0/10"),
+			UDPPort:   41641,
 		},
 	}
 }
@@ -343,6 +350,8 @@ func Keys() []Key {
 		str("tailnet.interface", "tailscaled's TUN interface", func(c *Config) *string { return &c.Tailnet.Interface }),
 		list("tailnet.tags", "tag:NAME[,tag:NAME...]", "tags the node advertises", func(c *Config) *[]string { return &c.Tailnet.Tags }),
 		cidrs("tailnet.extra_routes", "routes to advertise besides the VPC CIDRs", func(c *Config) *[]netip.Prefix { return &c.Tailnet.ExtraRoutes }),
+		num("tailnet.udp_port", "tailscaled's fixed UDP port (its --port)", func(c *Config) *int { return &c.Tailnet.UDPPort }),
+		boolean("tailnet.allow_vpc_direct", "let tailscaled reach other nodes over VPC-private addresses (then a VPC partition also cuts the tailnet health path)", func(c *Config) *bool { return &c.Tailnet.AllowVPCDirect }),
 		prefix("tailnet.cidr", "the tailnet's address range (forwarded to the VPC, admitted to the agent's port)", func(c *Config) *netip.Prefix { return &c.Tailnet.CIDR }),
 		str("aws.region", "AWS region (default: from IMDS)", func(c *Config) *string { return &c.AWS.Region }),
 		str("aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.EC2Endpoint }),
@@ -553,6 +562,9 @@ func (t Tailnet) validate() error {
 	}
 	if t.Socket == "" {
 		bad("tailnet.socket: must not be empty")
+	}
+	if t.UDPPort < 1 || t.UDPPort > 65535 {
+		bad("tailnet.udp_port: %d out of range", t.UDPPort)
 	}
 	if t.Interface == "" {
 		bad("tailnet.interface: must not be empty")

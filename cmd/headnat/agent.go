@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/headnat/headnat/agent"
 	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
 	"github.com/headnat/headnat/agent/server"
+	"github.com/headnat/headnat/agent/tailnet"
 )
 
 func init() {
@@ -80,7 +82,12 @@ func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(ctx, cfg, agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log}, o)
+	deps := agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log}
+	if cfg.Tailnet.Enabled() {
+		deps.Tailnet = tailnet.New(tailnet.NewLocalClient(cfg.Tailnet.Socket), log)
+		deps.TailnetAuthKey = authKeySource(cfg.Tailnet, cl)
+	}
+	a, err := agent.New(ctx, cfg, deps, o)
 	if err != nil {
 		return err
 	}
@@ -108,5 +115,22 @@ func agentUsage(w io.Writer, fs *flag.FlagSet) {
 			fmt.Fprintf(w, " (default %s)", v)
 		}
 		fmt.Fprintf(w, "\n        key %s, env %s\n", k.Name, k.Env())
+	}
+}
+
+// authKeySource reads the tailnet's pre-auth key from SSM or from a file, each time tailscaled
+// needs a login (a rotated key is picked up). The key is never logged.
+func authKeySource(t config.Tailnet, cl *cloud.Client) func(context.Context) (string, error) {
+	if t.AuthKeySSMParameter != "" {
+		return func(ctx context.Context) (string, error) {
+			return cl.SecureParameter(ctx, t.AuthKeySSMParameter, "tailnet login")
+		}
+	}
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(t.AuthKeyFile)
+		if err != nil {
+			return "", fmt.Errorf("read the tailnet auth key file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
 	}
 }
