@@ -57,6 +57,9 @@ func TestDispatchExitCodes(t *testing.T) {
 		{[]string{"dataplane", "verify", "--vpc-cidr", "198.18.0.0/16", "--egress-interface", "eth+"}, 2, "not a valid interface name"},
 		{[]string{"dataplane", "remove", "--vpc-cidr", "198.18.0.0/16"}, 2, "--vpc-cidr is not a flag of remove (remove takes only --state-path)"},
 		{[]string{"dataplane", "remove", "--state-path", "rel.json"}, 2, "not absolute"},
+		{[]string{"policy"}, 2, "no VPC CIDRs"},
+		{[]string{"policy", "--vpc-cidr", "198.18.0.1/16"}, 2, "host bits set"},
+		{[]string{"policy", "--vpc-cidr", "198.18.0.0/16", "--nat-tag", "nat"}, 2, "nat"},
 		// Past the command line, the host's data plane is reached (refused by TestMain):
 		// apply fails with 1, verify cannot inspect the host, 3.
 		{[]string{"dataplane", "apply", "--vpc-cidr", "198.18.0.0/16"}, 1, "test reached the host's data plane"},

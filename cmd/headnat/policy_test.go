@@ -1,0 +1,20 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The printed policy maps every advertised route to the NAT tag and lets the admins reach
+// them; headscale's own check of it is in package policy's real-binary test.
+func TestPolicyCommand(t *testing.T) {
+	code, stdout, stderr := run(t, "policy", "--vpc-cidr", "198.18.0.0/16", "--extra-route", "198.19.0.0/16", "--admin", "alice@,bob@")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{`"198.18.0.0/16": ["tag:nat"]`, `"198.19.0.0/16": ["tag:nat"]`, `"group:admins": ["alice@","bob@"]`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("policy lacks %s:\n%s", want, stdout)
+		}
+	}
+}
