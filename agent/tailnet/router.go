@@ -37,9 +37,10 @@ type Router struct {
 	LoginWait  time.Duration
 	LoginRetry time.Duration
 
-	mu        sync.Mutex
-	now       func() time.Time
+	mu        sync.Mutex // serialises Set and Withdraw
+	stateMu   sync.Mutex // guards last, so Last never waits for a login
 	last      State
+	now       func() time.Time
 	lastLogin time.Time // when the last failed login was tried
 	loginErr  string    // why it failed
 	tagsRelog string    // the tag mismatch a re-login was already tried for
@@ -55,10 +56,10 @@ func New(lc LocalClient, log *slog.Logger) *Router {
 		now: time.Now, poll: 250 * time.Millisecond, last: State{Backend: ipn.NoState.String()}}
 }
 
-// Last returns the State of the last Set or Withdraw.
+// Last returns the State of the last Set or Withdraw. It does not wait for one in progress.
 func (r *Router) Last() State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
 	return r.last
 }
 
@@ -102,21 +103,24 @@ func (r *Router) finish(st State, err error) (State, error) {
 	if err != nil {
 		st.Error = err.Error()
 	}
+	r.stateMu.Lock()
+	was := r.last.Degraded
+	r.last = st
+	r.stateMu.Unlock()
 	switch {
-	case st.Degraded && !r.last.Degraded:
+	case st.Degraded && !was:
 		r.log.Warn("tailnet: degraded", "error", st.Error, "backend", st.Backend)
-	case !st.Degraded && r.last.Degraded:
+	case !st.Degraded && was:
 		r.log.Info("tailnet: recovered", "backend", st.Backend, "ip", st.IP)
 	case st.Degraded:
 		r.log.Debug("tailnet: still degraded", "error", st.Error)
 	}
-	r.last = st
 	return st, err
 }
 
 func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 	if err := d.validate(); err != nil {
-		return r.last, err
+		return r.Last(), err
 	}
 	d.Routes = normRoutes(d.Routes)
 	d.Tags = normTags(d.Tags)
@@ -134,15 +138,17 @@ func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 		}
 		if edit, what := drift(prefs, d); len(what) > 0 {
 			r.log.Info("tailnet: re-asserting prefs", "changed", strings.Join(what, ","))
-			if prefs, err = r.lc.EditPrefs(ctx, edit); err != nil {
+			edited, err := r.lc.EditPrefs(ctx, edit)
+			if err != nil {
 				return stateOf(status, prefs, nil), fmt.Errorf("tailnet: edit prefs (%s): %w", strings.Join(what, ","), err)
 			}
+			prefs = edited
 			if status, err = r.lc.Status(ctx); err != nil {
 				return State{Backend: BackendUnreachable}, fmt.Errorf("tailnet: status: %w", err)
 			}
 		}
 		st := stateOf(status, prefs, r.rules(ctx, status, prefs))
-		if mismatch := tagMismatch(st.Tags, d.Tags); mismatch != "" {
+		if mismatch := tagMismatch(st.Tags, d.Tags); len(d.Tags) > 0 && mismatch != "" {
 			if r.tagsRelog == mismatch {
 				return st, fmt.Errorf("tailnet: %s after logging in again with the key; headscale takes a node's tags from its first pre-auth key: make one with --tags, or `headscale nodes tag`", mismatch)
 			}
@@ -235,8 +241,8 @@ func sameURL(a, b string) bool { return strings.TrimRight(a, "/") == strings.Tri
 // reach Running.
 func (r *Router) login(ctx context.Context, d Desired, status *ipnstate.Status, cur *ipn.Prefs, why string) (State, error) {
 	if !r.lastLogin.IsZero() && r.loginErr != "" && r.now().Sub(r.lastLogin) < r.LoginRetry {
-		return stateOf(status, cur, nil), fmt.Errorf("tailnet: login failed %s ago, retrying after %s: %s",
-			r.now().Sub(r.lastLogin).Round(time.Second), r.LoginRetry, r.loginErr)
+		next := r.LoginRetry - r.now().Sub(r.lastLogin)
+		return stateOf(status, cur, nil), fmt.Errorf("%s (next login in %s)", r.loginErr, next.Round(time.Second))
 	}
 	r.lastLogin = r.now()
 	st, err := r.doLogin(ctx, d, status, cur, why)
@@ -283,10 +289,10 @@ func (r *Router) doLogin(ctx context.Context, d Desired, status *ipnstate.Status
 			if last.Backend == ipn.Running.String() {
 				return last, nil
 			}
-			// headscale refused the login (bad or expired key, ...): no need to wait.
+			// headscale refused the login (bad or expired key) or could not be reached: no need to wait.
 			for _, e := range loginErrors(status) {
 				if !slices.Contains(stale, e) {
-					return last, errors.New(scrub("tailnet: login refused: "+e, key))
+					return last, errors.New(scrub("tailnet: login failed: "+e, key))
 				}
 			}
 		}

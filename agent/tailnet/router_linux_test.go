@@ -240,7 +240,7 @@ func TestRealHeadscale(t *testing.T) {
 			t.Errorf("a key leaked into the %s: %s", what, s)
 		}
 	}
-	if !strings.Contains(cst.Error, "login refused") {
+	if !strings.Contains(cst.Error, "login failed: ") {
 		t.Errorf("wrong key: error %q does not say headscale refused the login", cst.Error)
 	}
 	if n := strings.Count(c.logs.String(), "tailnet: degraded"); n != 1 || c.keyN != 1 {

@@ -284,7 +284,7 @@ func TestRefusedLoginFailsFast(t *testing.T) {
 	e.r.LoginWait = time.Hour
 	t0 := time.Now()
 	st, err := e.set(t)
-	if err == nil || !strings.Contains(err.Error(), "login refused") || time.Since(t0) > time.Second {
+	if err == nil || !strings.Contains(err.Error(), "login failed: ") || time.Since(t0) > time.Second {
 		t.Fatalf("after %s: state %+v err %v", time.Since(t0), st, err)
 	}
 	// headscale unreachable: no verdict, so the login waits for LoginWait.
@@ -533,5 +533,32 @@ func TestDstOverlaps(t *testing.T) {
 		if got := dstOverlaps(tc.dst, vpc); got != tc.want {
 			t.Errorf("dstOverlaps(%q, %s) = %v, want %v", tc.dst, vpc, got, tc.want)
 		}
+	}
+}
+
+func TestLastDoesNotWaitForALogin(t *testing.T) {
+	e := newEnv(t)
+	e.fake.ControlDown = true // the login hangs until LoginWait
+	e.r.LoginWait = 2 * time.Second
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.set(t)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	t0 := time.Now()
+	_ = e.r.Last()
+	_ = e.r.Degraded()
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("Last waited %s for the login", d)
+	}
+	<-done
+}
+
+func TestNoTagsDesiredNotChecked(t *testing.T) {
+	e := newEnv(t)
+	e.desired.Tags = nil
+	if st := e.mustSet(t); !slices.Equal(st.Tags, []string{"tag:nat"}) || e.fake.Logins != 1 {
+		t.Errorf("state %+v, %d logins", st, e.fake.Logins)
 	}
 }

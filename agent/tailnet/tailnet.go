@@ -38,8 +38,8 @@ func NewLocalClient(socket string) LocalClient {
 // advertising Routes, with tailnet DNS off and running.
 type Desired struct {
 	ControlURL string
-	Hostname   string // see Hostname
-	Tags       []string
+	Hostname   string         // see Hostname
+	Tags       []string       // the tags the node must carry (from its key); empty: not checked
 	Routes     []netip.Prefix // VPC CIDRs and extra routes; Set sorts and dedupes them
 	// AuthKey returns the pre-auth key. It is called only when a login is needed, never on a
 	// Set that finds tailscaled logged in.
