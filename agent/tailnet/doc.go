@@ -6,8 +6,8 @@
 // what tailscaled has and changes only that, and a fake (FakeLocalClient) for tests. The code
 // is pure: it talks to tailscaled's socket and nothing else.
 //
-// headscale v0.29 specifics the Router relies on (checked against the real server in the
-// tests of this package):
+// headscale v0.29 specifics the Router relies on (read in headscale's source; login, approval,
+// primary and withdraw are exercised against the real server in router_linux_test.go):
 //
 //   - Tags come from the pre-auth key. headscale rejects a new registration that carries a
 //     pre-auth key and --advertise-tags, and keeps a tagged node's tags when it logs in again,
