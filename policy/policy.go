@@ -3,11 +3,11 @@
 // agent port, the NAT instances' routes are auto-approved, and nothing else is open.
 //
 // One rule per route (route -> route:agent port) is inert on the data plane: traffic inside
-// the VPC never crosses the tailnet. It is there because headscale v0.29 filters the routes it
-// shows a node through the ACL: without it, a NAT never sees its own primary route in its
-// self view (Self.PrimaryRoutes) and cannot report that it is primary; with it, a NAT sees its
-// own primary route, and a standby sees the primary's, only while its own route is approved. It has no
-// dependencies besides the standard library, so the CDK module can import it.
+// the VPC never crosses the tailnet. headscale v0.29 sends a subnet router only the filter
+// rules whose destinations touch its approved routes; these rules make every approved route
+// appear in the NAT's packet filter even with no admins, which is how the agent (package
+// agent/tailnet) tells that its routes are approved. They also make headscale list a NAT's
+// own primary routes in its self view.
 package policy
 
 import (

@@ -10,6 +10,7 @@ import (
 
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 	"tailscale.com/types/views"
 )
@@ -25,18 +26,18 @@ type FakeLocalClient struct {
 	Down        bool                // tailscaled's socket fails every call
 	ControlDown bool                // headscale is unreachable: logins fail, Self offline
 	ValidKeys   map[string][]string // pre-auth key -> tags it gives a new node
-	Approve     []netip.Prefix      // routes headscale auto-approves
-	NotPrimary  bool                // another router wins the approved routes
+	Approve     []netip.Prefix      // routes headscale auto-approves (they appear in the filter)
 	Peers       []FakePeer
 	EchoKey     bool       // Start's error echoes the auth key (as a careless backend might)
 	StartErr    error      // Start fails with this
 	IP          netip.Addr // address a login assigns; default 100.64.0.1
 
 	// State, as tailscaled would hold it.
-	Backend string
-	Prefs   ipn.Prefs
-	NodeKey bool
-	Tags    []string
+	LoginErr string // the last login error, shown in the health warnings
+	Backend  string
+	Prefs    ipn.Prefs
+	NodeKey  bool
+	Tags     []string
 
 	// Counters.
 	Writes   int // Start, StartLoginInteractive and EditPrefs calls
@@ -83,8 +84,8 @@ func (f *FakeLocalClient) Status(ctx context.Context) (*ipnstate.Status, error) 
 		return nil, err
 	}
 	st := &ipnstate.Status{BackendState: f.Backend, HaveNodeKey: f.NodeKey, Peer: map[key.NodePublic]*ipnstate.PeerStatus{}}
-	if f.ControlDown {
-		st.Health = []string{"Unable to connect to the coordination server"}
+	if f.LoginErr != "" {
+		st.Health = append(st.Health, "You are logged out. The last login error was: "+f.LoginErr)
 	}
 	if f.NodeKey {
 		ip := f.ip()
@@ -95,17 +96,6 @@ func (f *FakeLocalClient) Status(ctx context.Context) (*ipnstate.Status, error) 
 			t := views.SliceOf(slices.Clone(f.Tags))
 			self.Tags = &t
 		}
-		var primary []netip.Prefix
-		if !f.NotPrimary {
-			for _, r := range f.Prefs.AdvertiseRoutes {
-				if slices.Contains(f.Approve, r) {
-					primary = append(primary, r)
-				}
-			}
-		}
-		pr := views.SliceOf(primary)
-		allowed := views.SliceOf(append([]netip.Prefix{netip.PrefixFrom(ip, 32)}, primary...))
-		self.PrimaryRoutes, self.AllowedIPs = &pr, &allowed
 		st.Self = self
 		for _, p := range f.Peers {
 			ps := &ipnstate.PeerStatus{HostName: p.HostName, TailscaleIPs: []netip.Addr{p.IP}, Online: p.Online}
@@ -183,12 +173,19 @@ func (f *FakeLocalClient) StartLoginInteractive(ctx context.Context) error {
 		return errFakeDown
 	}
 	tags, ok := f.ValidKeys[f.startKey]
-	if f.ControlDown || !ok {
-		// The login fails at headscale; tailscaled keeps waiting for one.
+	if f.ControlDown {
+		// tailscaled keeps trying to reach headscale.
 		f.Backend = ipn.NeedsLogin.String()
 		f.NodeKey = false
 		return nil
 	}
+	if !ok {
+		f.Backend = ipn.NeedsLogin.String()
+		f.NodeKey = false
+		f.LoginErr = "handling register with auth key: invalid or expired key"
+		return nil
+	}
+	f.LoginErr = ""
 	// headscale: a new node or a user-owned one takes the key's tags; a tagged node keeps its.
 	if !f.NodeKey || len(f.Tags) == 0 {
 		f.Tags = slices.Clone(tags)
@@ -196,6 +193,27 @@ func (f *FakeLocalClient) StartLoginInteractive(ctx context.Context) error {
 	f.NodeKey = true
 	f.settle()
 	return nil
+}
+
+// DebugPacketFilterRules returns one rule per advertised, approved route, as headscale does
+// for a subnet router.
+func (f *FakeLocalClient) DebugPacketFilterRules(ctx context.Context) ([]tailcfg.FilterRule, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Down {
+		return nil, errFakeDown
+	}
+	if !f.NodeKey {
+		return nil, errors.New("404 Not Found: no netmap")
+	}
+	var rules []tailcfg.FilterRule
+	for _, r := range f.Prefs.AdvertiseRoutes {
+		if slices.Contains(f.Approve, r) {
+			rules = append(rules, tailcfg.FilterRule{SrcIPs: []string{"100.64.0.9"},
+				DstPorts: []tailcfg.NetPortRange{{IP: r.String(), Ports: tailcfg.PortRangeAny}}})
+		}
+	}
+	return rules, nil
 }
 
 // settle derives the backend state from the prefs and login.

@@ -13,6 +13,7 @@ import (
 
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tailcfg"
 )
 
 // Defaults of the Router's tunables.
@@ -36,9 +37,10 @@ type Router struct {
 	LoginWait  time.Duration
 	LoginRetry time.Duration
 
-	mu        sync.Mutex
-	now       func() time.Time
+	mu        sync.Mutex // serialises Set and Withdraw
+	stateMu   sync.Mutex // guards last, so Last never waits for a login
 	last      State
+	now       func() time.Time
 	lastLogin time.Time // when the last failed login was tried
 	loginErr  string    // why it failed
 	tagsRelog string    // the tag mismatch a re-login was already tried for
@@ -54,10 +56,10 @@ func New(lc LocalClient, log *slog.Logger) *Router {
 		now: time.Now, poll: 250 * time.Millisecond, last: State{Backend: ipn.NoState.String()}}
 }
 
-// Last returns the State of the last Set or Withdraw.
+// Last returns the State of the last Set or Withdraw. It does not wait for one in progress.
 func (r *Router) Last() State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
 	return r.last
 }
 
@@ -101,21 +103,24 @@ func (r *Router) finish(st State, err error) (State, error) {
 	if err != nil {
 		st.Error = err.Error()
 	}
+	r.stateMu.Lock()
+	was := r.last.Degraded
+	r.last = st
+	r.stateMu.Unlock()
 	switch {
-	case st.Degraded && !r.last.Degraded:
+	case st.Degraded && !was:
 		r.log.Warn("tailnet: degraded", "error", st.Error, "backend", st.Backend)
-	case !st.Degraded && r.last.Degraded:
+	case !st.Degraded && was:
 		r.log.Info("tailnet: recovered", "backend", st.Backend, "ip", st.IP)
 	case st.Degraded:
 		r.log.Debug("tailnet: still degraded", "error", st.Error)
 	}
-	r.last = st
 	return st, err
 }
 
 func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 	if err := d.validate(); err != nil {
-		return r.last, err
+		return r.Last(), err
 	}
 	d.Routes = normRoutes(d.Routes)
 	d.Tags = normTags(d.Tags)
@@ -133,15 +138,17 @@ func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 		}
 		if edit, what := drift(prefs, d); len(what) > 0 {
 			r.log.Info("tailnet: re-asserting prefs", "changed", strings.Join(what, ","))
-			if prefs, err = r.lc.EditPrefs(ctx, edit); err != nil {
-				return stateOf(status, prefs), fmt.Errorf("tailnet: edit prefs (%s): %w", strings.Join(what, ","), err)
+			edited, err := r.lc.EditPrefs(ctx, edit)
+			if err != nil {
+				return stateOf(status, prefs, nil), fmt.Errorf("tailnet: edit prefs (%s): %w", strings.Join(what, ","), err)
 			}
+			prefs = edited
 			if status, err = r.lc.Status(ctx); err != nil {
 				return State{Backend: BackendUnreachable}, fmt.Errorf("tailnet: status: %w", err)
 			}
 		}
-		st := stateOf(status, prefs)
-		if mismatch := tagMismatch(st.Tags, d.Tags); mismatch != "" {
+		st := stateOf(status, prefs, r.rules(ctx, status, prefs))
+		if mismatch := tagMismatch(st.Tags, d.Tags); len(d.Tags) > 0 && mismatch != "" {
 			if r.tagsRelog == mismatch {
 				return st, fmt.Errorf("tailnet: %s after logging in again with the key; headscale takes a node's tags from its first pre-auth key: make one with --tags, or `headscale nodes tag`", mismatch)
 			}
@@ -157,7 +164,7 @@ func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 		case st.Backend == ipn.NeedsMachineAuth.String():
 			return st, errors.New("tailnet: headscale has not authorized this machine yet")
 		case st.Backend == ipn.Running.String() && !st.Connected:
-			return st, errors.New("tailnet: not connected to headscale (control): " + healthSummary(status))
+			return st, errors.New("tailnet: not connected to headscale (control)")
 		}
 		return st, nil
 	}
@@ -195,7 +202,21 @@ func (r *Router) read(ctx context.Context) (State, error) {
 	if err != nil {
 		return State{Backend: BackendUnreachable}, err
 	}
-	return stateOf(status, prefs), nil
+	return stateOf(status, prefs, r.rules(ctx, status, prefs)), nil
+}
+
+// rules returns headscale's packet filter for the node when it matters (something is
+// advertised and the node is running); a failure reads as no rules, so nothing approved.
+func (r *Router) rules(ctx context.Context, st *ipnstate.Status, p *ipn.Prefs) []tailcfg.FilterRule {
+	if st == nil || p == nil || len(p.AdvertiseRoutes) == 0 || st.BackendState != ipn.Running.String() {
+		return nil
+	}
+	rules, err := r.lc.DebugPacketFilterRules(ctx)
+	if err != nil {
+		r.log.Debug("tailnet: packet filter", "error", err)
+		return nil
+	}
+	return rules
 }
 
 // needsLogin says why tailscaled must log in, or "" if it need not.
@@ -220,11 +241,11 @@ func sameURL(a, b string) bool { return strings.TrimRight(a, "/") == strings.Tri
 // reach Running.
 func (r *Router) login(ctx context.Context, d Desired, status *ipnstate.Status, cur *ipn.Prefs, why string) (State, error) {
 	if !r.lastLogin.IsZero() && r.loginErr != "" && r.now().Sub(r.lastLogin) < r.LoginRetry {
-		return stateOf(status, cur), fmt.Errorf("tailnet: login failed %s ago, retrying after %s: %s",
-			r.now().Sub(r.lastLogin).Round(time.Second), r.LoginRetry, r.loginErr)
+		next := r.LoginRetry - r.now().Sub(r.lastLogin)
+		return stateOf(status, cur, nil), fmt.Errorf("%s (next login in %s)", r.loginErr, next.Round(time.Second))
 	}
 	r.lastLogin = r.now()
-	st, err := r.doLogin(ctx, d, stateOf(status, cur), cur, why)
+	st, err := r.doLogin(ctx, d, status, cur, why)
 	if err != nil {
 		r.loginErr = err.Error()
 		return st, err
@@ -234,7 +255,9 @@ func (r *Router) login(ctx context.Context, d Desired, status *ipnstate.Status, 
 	return st, nil
 }
 
-func (r *Router) doLogin(ctx context.Context, d Desired, before State, cur *ipn.Prefs, why string) (State, error) {
+func (r *Router) doLogin(ctx context.Context, d Desired, status *ipnstate.Status, cur *ipn.Prefs, why string) (State, error) {
+	before := stateOf(status, cur, nil)
+	stale := loginErrors(status) // errors of an earlier login, not of this one
 	r.log.Info("tailnet: logging in", "reason", why, "control_url", d.ControlURL, "hostname", d.Hostname)
 	key, err := d.AuthKey(ctx)
 	if err != nil {
@@ -257,13 +280,20 @@ func (r *Router) doLogin(ctx context.Context, d Desired, before State, cur *ipn.
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.LoginWait)
 	defer cancel()
+	t0 := time.Now()
 	last := before
 	for {
 		status, prefs, err := r.fetch(wctx)
 		if err == nil {
-			last = stateOf(status, prefs)
+			last = stateOf(status, prefs, nil)
 			if last.Backend == ipn.Running.String() {
 				return last, nil
+			}
+			// headscale refused the login (bad or expired key) or could not be reached: no need to wait.
+			for _, e := range loginErrors(status) {
+				if !slices.Contains(stale, e) {
+					return last, errors.New(scrub("tailnet: login failed: "+e, key))
+				}
 			}
 		}
 		select {
@@ -271,10 +301,10 @@ func (r *Router) doLogin(ctx context.Context, d Desired, before State, cur *ipn.
 			reason := "backend " + last.Backend
 			if err != nil {
 				reason = err.Error()
-			} else if h := healthSummary(status); h != "" {
-				reason += ": " + h
+			} else if e := loginErrors(status); len(e) > 0 {
+				reason += ": " + strings.Join(e, "; ")
 			}
-			return last, errors.New(scrub(fmt.Sprintf("tailnet: login did not complete within %s (%s)", r.LoginWait, reason), key))
+			return last, errors.New(scrub(fmt.Sprintf("tailnet: login did not complete in %s (%s)", time.Since(t0).Round(100*time.Millisecond), reason), key))
 		case <-time.After(r.poll):
 		}
 	}
@@ -326,8 +356,8 @@ func tagMismatch(have, want []string) string {
 	return fmt.Sprintf("node tags are [%s], want [%s]", strings.Join(have, " "), strings.Join(want, " "))
 }
 
-// stateOf builds a State from tailscaled's status and prefs.
-func stateOf(st *ipnstate.Status, p *ipn.Prefs) State {
+// stateOf builds a State from tailscaled's status and prefs and headscale's packet filter.
+func stateOf(st *ipnstate.Status, p *ipn.Prefs, rules []tailcfg.FilterRule) State {
 	s := State{Backend: BackendUnreachable}
 	if st == nil {
 		return s
@@ -340,24 +370,13 @@ func stateOf(st *ipnstate.Status, p *ipn.Prefs) State {
 		}
 	}
 	if p != nil {
+		s.Hostname = p.Hostname
 		s.Advertised = normRoutes(p.AdvertiseRoutes)
 	}
-	served := map[netip.Prefix]bool{}
 	if self := st.Self; self != nil {
-		s.Hostname = self.HostName
 		s.Connected = self.Online
 		if self.Tags != nil {
 			s.Tags = normTags(self.Tags.AsSlice())
-		}
-		if self.PrimaryRoutes != nil {
-			for _, r := range self.PrimaryRoutes.All() {
-				served[r] = true
-			}
-		}
-		if self.AllowedIPs != nil {
-			for _, r := range self.AllowedIPs.All() {
-				served[r] = true
-			}
 		}
 	}
 	elsewhere := map[netip.Prefix]bool{}
@@ -388,23 +407,63 @@ func stateOf(st *ipnstate.Status, p *ipn.Prefs) State {
 	s.Approved = len(s.Advertised) > 0
 	for _, r := range s.Advertised {
 		switch {
-		case served[r]:
-			s.Primary = append(s.Primary, r)
+		case !inFilter(rules, r):
+			s.Approved = false
 		case elsewhere[r]:
 			s.Standby = append(s.Standby, r)
-		default:
-			s.Approved = false
+		case s.Connected:
+			s.Primary = append(s.Primary, r)
 		}
 	}
 	return s
 }
 
-// healthSummary is tailscaled's health warnings on one line.
-func healthSummary(st *ipnstate.Status) string {
-	if st == nil || len(st.Health) == 0 {
-		return ""
+// inFilter reports whether a destination of the packet filter overlaps route.
+func inFilter(rules []tailcfg.FilterRule, route netip.Prefix) bool {
+	for _, rule := range rules {
+		for _, d := range rule.DstPorts {
+			if dstOverlaps(d.IP, route) {
+				return true
+			}
+		}
 	}
-	return strings.Join(st.Health, "; ")
+	return false
+}
+
+// dstOverlaps parses a filter destination ("*", an address, a CIDR or a range a-b).
+func dstOverlaps(dst string, route netip.Prefix) bool {
+	if dst == "*" {
+		return true
+	}
+	if p, err := netip.ParsePrefix(dst); err == nil {
+		return p.Overlaps(route)
+	}
+	if a, err := netip.ParseAddr(dst); err == nil {
+		return route.Contains(a)
+	}
+	if lo, hi, ok := strings.Cut(dst, "-"); ok {
+		a, err1 := netip.ParseAddr(lo)
+		b, err2 := netip.ParseAddr(hi)
+		if err1 == nil && err2 == nil {
+			first := route.Masked().Addr()
+			return route.Contains(a) || route.Contains(b) || (a.Compare(first) <= 0 && first.Compare(b) <= 0)
+		}
+	}
+	return false
+}
+
+// loginErrors returns tailscaled's health warnings about a failed login.
+func loginErrors(st *ipnstate.Status) []string {
+	if st == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range st.Health {
+		if strings.Contains(strings.ToLower(h), "login error") {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // redact returns err with every occurrence of key replaced, keeping nothing of err that could

@@ -253,8 +253,8 @@ func TestBadKeyDegradesOnceAndRecovers(t *testing.T) {
 		e.assertNoKey(t, st, err)
 		last = st
 	}
-	if !strings.Contains(last.Error, "login") {
-		t.Errorf("error %q does not say the login failed", last.Error)
+	if !strings.Contains(last.Error, "invalid or expired key") {
+		t.Errorf("error %q does not say why the login failed", last.Error)
 	}
 	if n := e.logs.count("tailnet: degraded"); n != 1 {
 		t.Errorf("%d 'degraded' log lines, want 1:\n%s", n, e.logs.text())
@@ -276,6 +276,24 @@ func TestBadKeyDegradesOnceAndRecovers(t *testing.T) {
 		t.Errorf("state %+v; log:\n%s", st, e.logs.text())
 	}
 	e.assertNoKey(t, st, nil)
+}
+
+func TestRefusedLoginFailsFast(t *testing.T) {
+	e := newEnv(t)
+	e.fake.ValidKeys = map[string][]string{}
+	e.r.LoginWait = time.Hour
+	t0 := time.Now()
+	st, err := e.set(t)
+	if err == nil || !strings.Contains(err.Error(), "login failed: ") || time.Since(t0) > time.Second {
+		t.Fatalf("after %s: state %+v err %v", time.Since(t0), st, err)
+	}
+	// headscale unreachable: no verdict, so the login waits for LoginWait.
+	e = newEnv(t)
+	e.fake.ControlDown = true
+	st, err = e.set(t)
+	if err == nil || !strings.Contains(err.Error(), "did not complete in") {
+		t.Fatalf("state %+v err %v", st, err)
+	}
 }
 
 func TestKeyEchoedByBackendIsRedacted(t *testing.T) {
@@ -415,7 +433,6 @@ func TestTaggedNodeKeepsTagsAndReports(t *testing.T) {
 
 func TestPeersAndStandby(t *testing.T) {
 	e := newEnv(t)
-	e.fake.NotPrimary = true
 	e.fake.Peers = []FakePeer{
 		{HostName: Hostname("us-east-1b", "i-0aaaaaaaaaaaaaaaa"), IP: netip.MustParseAddr("100.64.0.2"), Online: true, Primary: []netip.Prefix{vpc}},
 		{HostName: Hostname("us-east-1c", "i-0bbbbbbbb"), IP: netip.MustParseAddr("100.64.0.3"), Online: false},
@@ -432,10 +449,15 @@ func TestPeersAndStandby(t *testing.T) {
 	if len(st.Primary) != 0 || !slices.Equal(st.Standby, []netip.Prefix{vpc, extra}) || !st.Approved {
 		t.Errorf("primary %v standby %v approved %v", st.Primary, st.Standby, st.Approved)
 	}
-	// A route nobody serves is not approved.
+	// No peer is primary for extra any more: this node is.
 	e.fake.Do(func(f *FakeLocalClient) { f.Peers = f.Peers[:2] })
-	if st := e.mustSet(t); st.Approved {
-		t.Errorf("approved with %s served by nobody: %+v", extra, st)
+	if st := e.mustSet(t); !slices.Equal(st.Primary, []netip.Prefix{extra}) || !slices.Equal(st.Standby, []netip.Prefix{vpc}) {
+		t.Errorf("primary %v standby %v", st.Primary, st.Standby)
+	}
+	// A route headscale has not approved is in neither list.
+	e.fake.Do(func(f *FakeLocalClient) { f.Approve = []netip.Prefix{vpc} })
+	if st := e.mustSet(t); st.Approved || len(st.Primary) != 0 || !slices.Equal(st.Standby, []netip.Prefix{vpc}) {
+		t.Errorf("with %s unapproved: %+v", extra, st)
 	}
 }
 
@@ -488,5 +510,55 @@ func TestDesiredValidation(t *testing.T) {
 	e.desired.AuthKey = nil
 	if _, err := e.set(t); err == nil || e.fake.Writes != 0 {
 		t.Errorf("err %v writes %d", err, e.fake.Writes)
+	}
+}
+
+func TestDstOverlaps(t *testing.T) {
+	for _, tc := range []struct {
+		dst  string
+		want bool
+	}{
+		{"*", true},
+		{"198.18.0.0/16", true},
+		{"198.18.5.0/24", true},
+		{"198.0.0.0/8", true},
+		{"198.19.0.0/16", false},
+		{"198.18.1.1", true},
+		{"100.64.0.1", false},
+		{"198.17.255.250-198.18.0.3", true},
+		{"198.17.0.0-198.19.255.255", true},
+		{"10.0.0.1-10.0.0.9", false},
+		{"garbage", false},
+	} {
+		if got := dstOverlaps(tc.dst, vpc); got != tc.want {
+			t.Errorf("dstOverlaps(%q, %s) = %v, want %v", tc.dst, vpc, got, tc.want)
+		}
+	}
+}
+
+func TestLastDoesNotWaitForALogin(t *testing.T) {
+	e := newEnv(t)
+	e.fake.ControlDown = true // the login hangs until LoginWait
+	e.r.LoginWait = 2 * time.Second
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.set(t)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	t0 := time.Now()
+	_ = e.r.Last()
+	_ = e.r.Degraded()
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("Last waited %s for the login", d)
+	}
+	<-done
+}
+
+func TestNoTagsDesiredNotChecked(t *testing.T) {
+	e := newEnv(t)
+	e.desired.Tags = nil
+	if st := e.mustSet(t); !slices.Equal(st.Tags, []string{"tag:nat"}) || e.fake.Logins != 1 {
+		t.Errorf("state %+v, %d logins", st, e.fake.Logins)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"tailscale.com/client/local"
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tailcfg"
 )
 
 // LocalClient is the part of tailscaled's LocalAPI client the Router uses.
@@ -21,6 +22,9 @@ type LocalClient interface {
 	// what `tailscale up --authkey` does.
 	Start(context.Context, ipn.Options) error
 	StartLoginInteractive(context.Context) error
+	// DebugPacketFilterRules returns the packet filter headscale sent: it lists the node's
+	// subnet routes only once they are approved (see State.Approved).
+	DebugPacketFilterRules(context.Context) ([]tailcfg.FilterRule, error)
 }
 
 var _ LocalClient = (*local.Client)(nil)
@@ -34,8 +38,8 @@ func NewLocalClient(socket string) LocalClient {
 // advertising Routes, with tailnet DNS off and running.
 type Desired struct {
 	ControlURL string
-	Hostname   string // see Hostname
-	Tags       []string
+	Hostname   string         // see Hostname
+	Tags       []string       // the tags the node must carry (from its key); empty: not checked
 	Routes     []netip.Prefix // VPC CIDRs and extra routes; Set sorts and dedupes them
 	// AuthKey returns the pre-auth key. It is called only when a login is needed, never on a
 	// Set that finds tailscaled logged in.
@@ -48,16 +52,21 @@ type State struct {
 	// Backend is tailscaled's BackendState (NeedsLogin, Starting, Running, ...), or
 	// "unreachable" when its socket does not answer.
 	Backend  string     `json:"backend"`
-	IP       netip.Addr `json:"ip,omitzero"` // own tailnet IPv4
-	Hostname string     `json:"hostname,omitempty"`
-	Tags     []string   `json:"tags,omitempty"` // tags headscale gave the node
+	IP       netip.Addr `json:"ip,omitzero"`        // own tailnet IPv4
+	Hostname string     `json:"hostname,omitempty"` // the hostname tailscaled advertises
+	Tags     []string   `json:"tags,omitempty"`     // tags headscale gave the node
 	// Advertised are the routes tailscaled advertises.
 	Advertised []netip.Prefix `json:"advertised,omitempty"`
-	// Approved: something is advertised and every advertised route is approved, as far as
-	// headscale shows it: the node is its primary (Primary) or sees a peer that is (Standby).
-	Approved bool           `json:"approved"`
-	Primary  []netip.Prefix `json:"primary,omitempty"` // advertised routes this node is primary for
-	Standby  []netip.Prefix `json:"standby,omitempty"` // advertised routes a peer is primary for
+	// Approved: something is advertised and every advertised route is approved. headscale
+	// puts a node's subnet routes into the packet filter it sends the node only once they
+	// are approved (and the policy has a rule for them), so that is what this checks.
+	Approved bool `json:"approved"`
+	// Primary are the approved routes no peer is primary for, so this node is (headscale
+	// elects one online router per route); Standby those a peer is primary for. headscale
+	// v0.29 does not resend a node's own view of itself when the primary moves, so
+	// Self.PrimaryRoutes goes stale and is not used; the peers' routes are kept current.
+	Primary []netip.Prefix `json:"primary,omitempty"`
+	Standby []netip.Prefix `json:"standby,omitempty"`
 	// Connected: tailscaled holds a session with headscale (its map poll is up).
 	Connected bool `json:"connected"`
 	// Degraded: the last Set could not bring tailscaled to the desired state; Error says why.

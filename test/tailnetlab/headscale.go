@@ -399,9 +399,12 @@ func (h *Headscale) CheckPolicy(ctx context.Context, policy []byte) error {
 	return err
 }
 
-// SetPolicy replaces the policy file and makes the server reload it (SIGHUP; in file mode
-// headscale re-reads the file).
+// SetPolicy checks policy with the running server, replaces the policy file and makes the
+// server reload it (SIGHUP; in file mode headscale re-reads the file).
 func (h *Headscale) SetPolicy(ctx context.Context, policy []byte) error {
+	if err := h.CheckPolicy(ctx, policy); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(h.Dir, "policy.hujson"), policy, 0o600); err != nil {
 		return err
 	}
