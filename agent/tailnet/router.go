@@ -14,6 +14,7 @@ import (
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/preftype"
 )
 
 // Defaults of the Router's tunables.
@@ -318,6 +319,9 @@ func apply(p *ipn.Prefs, d Desired) {
 	p.CorpDNS = false
 	p.RouteAll = false
 	p.WantRunning = true
+	// headnat's data plane owns the forwarding and masquerade of tailnet traffic; tailscaled's
+	// own iptables rules would accept all of it ahead of headnat's and hide its policy.
+	p.NetfilterMode = preftype.NetfilterOff
 }
 
 // drift returns the edit that brings p to d and the names of what it changes.
@@ -345,6 +349,10 @@ func drift(p *ipn.Prefs, d Desired) (*ipn.MaskedPrefs, []string) {
 	if !p.WantRunning {
 		mp.WantRunningSet = true
 		what = append(what, "want-running")
+	}
+	if p.NetfilterMode != preftype.NetfilterOff {
+		mp.NetfilterModeSet = true
+		what = append(what, "netfilter-mode")
 	}
 	return mp, what
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tailscale.com/ipn"
+	"tailscale.com/types/preftype"
 )
 
 const testKey = "hskey-auth-0123456789abcdef-SECRET"
@@ -144,7 +145,8 @@ func TestFirstSetLogsInThenWritesNothing(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 	p := e.fake.Prefs
-	if p.CorpDNS || p.RouteAll || !p.WantRunning || p.LoggedOut || len(p.AdvertiseTags) != 0 || p.ControlURL != e.desired.ControlURL {
+	if p.CorpDNS || p.RouteAll || !p.WantRunning || p.LoggedOut || len(p.AdvertiseTags) != 0 || p.ControlURL != e.desired.ControlURL ||
+		p.NetfilterMode != preftype.NetfilterOff {
 		t.Errorf("prefs after login: %+v", p)
 	}
 	if e.keyN != 1 || e.fake.Logins != 1 {
@@ -179,6 +181,9 @@ func TestDrift(t *testing.T) {
 		{"accept-dns", func(p *ipn.Prefs) { p.CorpDNS = true }, func(m *ipn.MaskedPrefs) bool { return m.CorpDNSSet && !m.CorpDNS }},
 		{"accept-routes", func(p *ipn.Prefs) { p.RouteAll = true }, func(m *ipn.MaskedPrefs) bool { return m.RouteAllSet && !m.RouteAll }},
 		{"down", func(p *ipn.Prefs) { p.WantRunning = false }, func(m *ipn.MaskedPrefs) bool { return m.WantRunningSet && m.WantRunning }},
+		{"netfilter", func(p *ipn.Prefs) { p.NetfilterMode = preftype.NetfilterOn }, func(m *ipn.MaskedPrefs) bool {
+			return m.NetfilterModeSet && m.NetfilterMode == preftype.NetfilterOff
+		}},
 		{"all", func(p *ipn.Prefs) { p.Hostname, p.CorpDNS, p.AdvertiseRoutes = "x", true, nil }, func(m *ipn.MaskedPrefs) bool {
 			return m.HostnameSet && m.CorpDNSSet && m.AdvertiseRoutesSet && !m.RouteAllSet && !m.WantRunningSet
 		}},
