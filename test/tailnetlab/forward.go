@@ -59,6 +59,14 @@ func Forward(ns *netns.NS, localPort int, target string) (*Forwarder, error) {
 	return f, nil
 }
 
+// Pid is the process id of the forwarder (0 if not running).
+func (f *Forwarder) Pid() int {
+	if f.p != nil && !f.p.exited() {
+		return f.p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // Stop kills the forwarder.
 func (f *Forwarder) Stop() {
 	f.p.stop(syscall.SIGTERM, 2*time.Second)
