@@ -523,6 +523,27 @@ func (l *Lab) Close() {
 	l.log.Info("lab removed", "name", l.opts.Name)
 }
 
+// LogTails returns the last lines of the logs in a lab directory, for failure messages: the
+// lab's and the agents' logs and the tailscaled logs (not headscale's: it may log keys).
+func LogTails(dir string, lines int) string {
+	var b strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "tailscaled-*", "tailscaled.log"))
+	for _, p := range append(logs, more...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		ls := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(ls) > lines {
+			ls = ls[len(ls)-lines:]
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(&b, "\n=== %s (last %d lines)\n%s", rel, len(ls), strings.Join(ls, "\n"))
+	}
+	return b.String()
+}
+
 // State is what a lab records on disk so that another process can find it and remove it even
 // after a crash.
 type State struct {
