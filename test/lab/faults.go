@@ -22,12 +22,14 @@ func (l *Lab) Kill(site string) error {
 	if err := l.StopAgent(s.Name, syscall.SIGKILL, 0); err != nil && !l.opts.NoAgents {
 		return err
 	}
+	l.killTailscaled(s.Name)
 	l.log.Info("instance killed", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
 // Revive brings a NAT instance back to health: link up, default route back, its break-egress
-// fault removed, its tailscaled (with a tailnet) and its agent started if they do not run.
+// fault removed, its agent started if it does not run. With a tailnet, the tailscaled of a
+// killed instance starts afresh with its state, as after a reboot.
 func (l *Lab) Revive(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -43,8 +45,8 @@ func (l *Lab) Revive(site string) error {
 	if err := l.faultRuleDel(egressRule(s)...); err != nil {
 		return err
 	}
-	// A killed instance's tailscaled kept running, cut off; start it if it died meanwhile.
-	if err := l.ensureTailscaled(context.Background(), s.Name); err != nil {
+	// A killed instance boots again: its tailscaled starts afresh.
+	if err := l.reviveTailscaled(context.Background(), s.Name); err != nil {
 		return err
 	}
 	if !l.AgentRunning(s.Name) && !l.opts.NoAgents {

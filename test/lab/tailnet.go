@@ -66,6 +66,8 @@ type tailnet struct {
 	mu   sync.Mutex
 	ts   map[string]*tailnetlab.Tailscaled // by NAT name, and AdminHostname
 	fwds []*tailnetlab.Forwarder
+	// killed are the NATs whose instance Kill took down, until Revive.
+	killed map[string]bool
 	// The admin's `tailscale up` runs while the agents start: adminErr is its result once
 	// adminDone is closed.
 	adminDone chan struct{}
@@ -109,7 +111,7 @@ func (l *Lab) startServices() error {
 // admin's, and starts the admin's login (awaited by WaitTailnet).
 func (l *Lab) startTailnet(ctx context.Context) error {
 	bin := filepath.Dir(l.bin)
-	tn := &tailnet{vpc: netip.MustParsePrefix(VPCCIDR), ts: map[string]*tailnetlab.Tailscaled{}, adminDone: make(chan struct{})}
+	tn := &tailnet{vpc: netip.MustParsePrefix(VPCCIDR), ts: map[string]*tailnetlab.Tailscaled{}, killed: map[string]bool{}, adminDone: make(chan struct{})}
 	l.mu.Lock()
 	l.tn = tn
 	l.mu.Unlock()
@@ -211,15 +213,39 @@ func (tn *tailnet) node(name string) *tailnetlab.Tailscaled {
 	return tn.ts[name]
 }
 
-// ensureTailscaled starts a NAT's tailscaled again (same state) if it does not run.
-func (l *Lab) ensureTailscaled(ctx context.Context, node string) error {
+// killTailscaled marks a killed NAT's tailscaled: it keeps running, cut off with its instance,
+// until reviveTailscaled.
+func (l *Lab) killTailscaled(node string) {
+	if l.tn == nil {
+		return
+	}
+	l.tn.mu.Lock()
+	l.tn.killed[node] = true
+	l.tn.mu.Unlock()
+}
+
+// reviveTailscaled starts a NAT's tailscaled afresh with its state, as the boot of a revived
+// instance would, if its instance was killed or tailscaled does not run. A tailscaled that
+// kept running through the outage would come back only after its own backoff (up to ~15s).
+func (l *Lab) reviveTailscaled(ctx context.Context, node string) error {
 	if l.tn == nil {
 		return nil
 	}
-	if ts := l.tn.node(node); ts != nil && ts.Pid() != 0 {
-		return nil
+	l.tn.mu.Lock()
+	killed := l.tn.killed[node]
+	delete(l.tn.killed, node)
+	l.tn.mu.Unlock()
+	ts := l.tn.node(node)
+	switch {
+	case ts == nil || ts.Pid() == 0:
+		return l.startTailscaled(ctx, node)
+	case killed:
+		if err := ts.Restart(ctx); err != nil {
+			return fmt.Errorf("tailscaled %s: %w", node, err)
+		}
+		l.recordPid("tailscaled-"+node, ts.Pid())
 	}
-	return l.startTailscaled(ctx, node)
+	return nil
 }
 
 // tailnetEnv is the agents' tailnet configuration: log in through the namespace's forwarder
