@@ -435,9 +435,11 @@ func (l *Lab) tailnetView(ctx context.Context) *TailnetView {
 		return nil
 	}
 	tv := &TailnetView{Headscale: HeadscaleURL(), Route: VPCCIDR}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	nodes, err := l.TailnetNodes(ctx)
 	if err != nil {
-		tv.Error = err.Error()
+		tv.Error = strings.Join(strings.Fields(err.Error()), " ") // the CLI's errors are indented JSON
 		return tv
 	}
 	tv.Nodes = nodes
