@@ -152,7 +152,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	wg.Wait()
 	if !o.NoTailnet {
 		fmt.Fprintln(o.stdout)
-		if err := tailnetDemo(ctx, l, out); err != nil {
+		if err := tailnetDemo(ctx, l, out, o.FailbackAfter); err != nil {
 			return err
 		}
 	}
@@ -307,9 +307,9 @@ const (
 )
 
 // tailnetDemo shows the admin reaching a private host's service through the tailnet, kills the
-// NAT that is the primary router, measures how long the admin goes without an answer, and
-// revives that NAT.
-func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer) error {
+// NAT that is the primary router, measures how long the admin goes without an answer, revives
+// that NAT and waits for its route table to come home.
+func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer, failbackAfter time.Duration) error {
 	out.say("--- the tailnet. Each NAT's agent logged its tailscaled in to headscale (%s, namespace inet) as a subnet router for the VPC %s; the policy approves NAT routes, and headscale sends the admin's VPC traffic through one of them, the primary router:", lab.HeadscaleURL(), lab.VPCCIDR)
 	nodes, err := l.TailnetNodes(ctx)
 	if err != nil {
@@ -372,7 +372,7 @@ func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer) error {
 		out.say("headscale's HA prober (a ping every 2s, 1s timeout) found nat-%s unreachable and made nat-%s the primary router; the NAT side meanwhile moves private-%s's route table as before", p.Name, now, p.AZ)
 	}
 
-	out.say(">>> reviving nat-%s: link up, agent started; its tailscaled reconnects and it becomes a standby router (headscale does not fail back)", p.Name)
+	out.say(">>> reviving nat-%s: link up, agent started, its tailscaled started afresh as on a reboot; it becomes a standby router (headscale does not fail back)", p.Name)
 	revived := time.Now()
 	if err := l.Revive(p.Name); err != nil {
 		return err
@@ -384,6 +384,17 @@ func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer) error {
 	}
 	now, _ := l.PrimaryRouter(ctx)
 	out.say("nat-%s's agent reports its tailnet route approved again %s after the revive; the primary router is nat-%s", p.Name, time.Since(revived).Round(100*time.Millisecond), now)
+	// The NAT side: the route table comes back into its home AZ after failback_after.
+	if err := waitUntil(ctx, failbackAfter+45*time.Second, func() bool {
+		t, _ := l.Target(p.RouteTable)
+		s, err := l.Site(t)
+		return err == nil && s.AZ == p.AZ
+	}); err != nil {
+		return fmt.Errorf("private-%s did not come back into its AZ: %w", p.AZ, err)
+	}
+	for _, m := range l.MovesSince(revived) {
+		out.say("route move: %s private-%s -> nat-%s, %s after the revive (failback_after=%s)", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond), failbackAfter)
+	}
 	return nil
 }
 
