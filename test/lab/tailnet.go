@@ -185,7 +185,8 @@ func (l *Lab) startTailscaled(ctx context.Context, node string) error {
 	_, started := tn.ts[node]
 	tn.mu.Unlock()
 	if !started {
-		f, err := tailnetlab.Forward(ns, HeadscalePort, net.JoinHostPort(HeadscaleAddr, strconv.Itoa(HeadscalePort)))
+		f, err := tailnetlab.ForwardWithLog(ns, HeadscalePort, net.JoinHostPort(HeadscaleAddr, strconv.Itoa(HeadscalePort)),
+			filepath.Join(l.dir, "forwarder-"+node+".log"))
 		if err != nil {
 			return fmt.Errorf("forwarder to headscale in %s: %w", node, err)
 		}
