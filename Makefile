@@ -1,5 +1,5 @@
 # headnat: two commands on a new machine, both as root:
-#   make lab    the local two-AZ lab: NAT, failover and fail-back, live
+#   make lab    the local two-AZ lab: NAT, failover, fail-back and the tailnet, live
 #   make test   everything, real-kernel tests included
 SHELL := /bin/bash
 GO ?= go

@@ -15,7 +15,9 @@ import (
 )
 
 // demo runs the whole story in this process: up, traffic from every private host, one NAT
-// killed (failover, with the outage measured), revived (fail-back after failback_after), down.
+// killed (failover, with the outage measured), revived (fail-back after failback_after); then,
+// with the tailnet, the admin reaching a private host through the primary router, that NAT
+// killed (the admin's outage measured) and revived; down.
 // The lab is torn down on every way out, signals included.
 func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	name := o.Name
@@ -42,7 +44,11 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	for _, az := range lab.AZs {
 		per = append(per, fmt.Sprintf("%d in AZ %s", counts[az], az))
 	}
-	out.say("building the lab: internet, VPC router + IGW, two AZs each with a private host, NAT instances (%s), each running the real headnat agent with its own IMDS ...", strings.Join(per, ", "))
+	what := ""
+	if !o.NoTailnet {
+		what = "; headscale in the internet, a tailscaled on every NAT, an admin node outside the VPC"
+	}
+	out.say("building the lab: internet, VPC router + IGW, two AZs each with a private host, NAT instances (%s), each running the real headnat agent with its own IMDS%s ...", strings.Join(per, ", "), what)
 	l, err := lab.Up(ctx, o.labOptions(dir, log))
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -144,6 +150,12 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	tr.summary()
 	stopTraffic()
 	wg.Wait()
+	if !o.NoTailnet {
+		fmt.Fprintln(o.stdout)
+		if err := tailnetDemo(ctx, l, out, o.FailbackAfter); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(o.stdout)
 	lab.WriteStatus(o.stdout, l.Status(ctx))
 	fmt.Fprintln(o.stdout)
@@ -284,4 +296,112 @@ func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) err
 		err = fmt.Errorf("not within %s", timeout)
 	}
 	return err
+}
+
+// Bounds of the admin's polling while the primary router is dead: a request every
+// adminEvery, each cut after adminTimeout, for adminRecovery at most.
+const (
+	adminEvery    = 200 * time.Millisecond
+	adminTimeout  = 500 * time.Millisecond
+	adminRecovery = 45 * time.Second
+)
+
+// tailnetDemo shows the admin reaching a private host's service through the tailnet, kills the
+// NAT that is the primary router, measures how long the admin goes without an answer, revives
+// that NAT and waits for its route table to come home.
+func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer, failbackAfter time.Duration) error {
+	out.say("--- the tailnet. Each NAT's agent logged its tailscaled in to headscale (%s, namespace inet) as a subnet router for the VPC %s; the policy approves NAT routes, and headscale sends the admin's VPC traffic through one of them, the primary router:", lab.HeadscaleURL(), lab.VPCCIDR)
+	nodes, err := l.TailnetNodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		role := "an admin (user " + lab.AdminUser + ", in the policy's admins group), accepts the routes"
+		switch {
+		case n.Name != lab.AdminHostname && n.Primary:
+			role = "route " + lab.VPCCIDR + " approved, PRIMARY router"
+		case n.Name != lab.AdminHostname && n.Approved:
+			role = "route " + lab.VPCCIDR + " approved, standby"
+		case n.Name != lab.AdminHostname:
+			role = "route not approved"
+		}
+		name := n.Name
+		if name != lab.AdminHostname {
+			name = "nat-" + name
+		}
+		out.say("  %-6s %-36s %-11s %s", name, n.Hostname, n.IP, role)
+	}
+	primary, err := l.PrimaryRouter(ctx)
+	if err != nil {
+		return err
+	}
+	p := l.MustSite(primary)
+	host := l.Sites[0]
+	url := host.ServiceURL()
+	seen, err := l.AdminCurl(ctx, url, 3*time.Second)
+	if err != nil {
+		return fmt.Errorf("the admin cannot reach %s through the tailnet: %w", url, err)
+	}
+	out.say("admin (%s, namespace admin, outside the VPC): curl %s -> host-%s's service saw %s, %s (a NAT masquerades what it forwards from the tailnet): admin -> tailnet -> nat-%s -> host-%s",
+		lab.AdminAddr, url, host.AZ, seen, natOf(l, seen), p.Name, host.AZ)
+
+	out.say(">>> killing nat-%s, the primary router: link down, agent dead; its tailscaled keeps running but reaches nothing, like a powered-off host's. The admin keeps curling %s (a request every %s, each cut after %s)",
+		p.Name, url, adminEvery, adminTimeout)
+	killed := time.Now()
+	if err := l.Kill(p.Name); err != nil {
+		return err
+	}
+	failed := 0
+	for i := 0; ; i++ {
+		start := time.Now()
+		seen, err := l.AdminCurl(ctx, url, adminTimeout)
+		if s := l.SiteByIP(seen); err == nil && s != nil && s != p {
+			out.say("admin reaches host-%s's service again %s after the kill, through nat-%s (the service sees %s); %d requests failed meanwhile",
+				host.AZ, time.Since(killed).Round(10*time.Millisecond), s.Name, seen, failed)
+			break
+		}
+		failed++
+		if time.Since(killed) > adminRecovery || i >= int(adminRecovery/adminEvery) {
+			return fmt.Errorf("the admin did not reach %s again within %s of the kill (last: %q, %v)", url, adminRecovery, seen, err)
+		}
+		if err := lab.Sleep(ctx, time.Until(start.Add(adminEvery))); err != nil {
+			return err
+		}
+	}
+	if now, err := l.PrimaryRouter(ctx); err == nil {
+		out.say("headscale's HA prober (a ping every 2s, 1s timeout) found nat-%s unreachable and made nat-%s the primary router; the NAT side meanwhile moves private-%s's route table as before", p.Name, now, p.AZ)
+	}
+
+	out.say(">>> reviving nat-%s: link up, agent started, its tailscaled started afresh as on a reboot; it becomes a standby router (headscale does not fail back)", p.Name)
+	revived := time.Now()
+	if err := l.Revive(p.Name); err != nil {
+		return err
+	}
+	if err := l.WaitHealthz(ctx, p.Name, 30*time.Second, func(hz api.Healthz, _ int) bool {
+		return hz.Tailnet != nil && hz.Tailnet.Backend == "Running" && hz.Tailnet.Approved
+	}); err != nil {
+		return err
+	}
+	now, _ := l.PrimaryRouter(ctx)
+	out.say("nat-%s's agent reports its tailnet route approved again %s after the revive; the primary router is nat-%s", p.Name, time.Since(revived).Round(100*time.Millisecond), now)
+	// The NAT side: the route table comes back into its home AZ after failback_after.
+	if err := waitUntil(ctx, failbackAfter+45*time.Second, func() bool {
+		t, _ := l.Target(p.RouteTable)
+		s, err := l.Site(t)
+		return err == nil && s.AZ == p.AZ
+	}); err != nil {
+		return fmt.Errorf("private-%s did not come back into its AZ: %w", p.AZ, err)
+	}
+	for _, m := range l.MovesSince(revived) {
+		out.say("route move: %s private-%s -> nat-%s, %s after the revive (failback_after=%s)", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond), failbackAfter)
+	}
+	return nil
+}
+
+// natOf names the NAT whose VPC address ip is, for people.
+func natOf(l *lab.Lab, ip string) string {
+	if s := l.SiteByIP(ip); s != nil {
+		return "nat-" + s.Name + "'s VPC address"
+	}
+	return "no NAT's address"
 }

@@ -1,5 +1,6 @@
 // Command headnat-lab runs the headnat lab on one machine, as root: two AZs in network
-// namespaces, one or more NAT instances per AZ running the real agent against a simulated VPC.
+// namespaces, one or more NAT instances per AZ running the real agent against a simulated VPC,
+// and (unless -no-tailnet) a tailnet: headscale, a tailscaled on every NAT, an admin node.
 //
 //	headnat-lab up                   build the lab and start the agents (in the background)
 //	headnat-lab status               route tables, agents, hosts, the last route moves
@@ -11,8 +12,10 @@
 //	headnat-lab partition            the NATs cannot reach each other over the VPC
 //	headnat-lab heal                 undo break-egress and partition
 //	headnat-lab exec <ns> -- cmd...  run a command in a lab namespace (host-a, nat-a, router, ...)
+//	headnat-lab admin curl <url>     curl from the tailnet's admin node, e.g. a private host
 //	headnat-lab down                 remove everything, even after a crash
-//	headnat-lab demo                 up, live traffic, a failover and a fail-back, down
+//	headnat-lab demo                 up, live traffic, a failover and a fail-back, the admin's
+//	                                 tailnet access across a NAT's death, down
 package main
 
 import (
@@ -46,6 +49,7 @@ type options struct {
 	NATs          natCounts
 	JSON          bool
 	Verbose       bool
+	NoTailnet     bool
 
 	stdout, stderr io.Writer
 	stdin          io.Reader
@@ -56,7 +60,7 @@ func (o *options) dir() string { return filepath.Join(lab.RunDir, o.Name) }
 // labOptions are the lab.Options the flags ask for.
 func (o *options) labOptions(dir string, log *slog.Logger) lab.Options {
 	return lab.Options{Name: filepath.Base(dir), StateDir: dir, BinDir: o.BinDir, FailbackAfter: o.FailbackAfter,
-		NATsPerAZ: o.NATsPerAZ, NATs: o.NATs, Logger: log}
+		NATsPerAZ: o.NATsPerAZ, NATs: o.NATs, Logger: log, Tailnet: !o.NoTailnet}
 }
 
 // natCounts is -nats: "a=2,b=1".
@@ -105,9 +109,14 @@ commands:
   partition           the NAT instances cannot reach each other over the VPC
   heal                undo every break-egress and the partition
   exec <ns> -- <cmd>  run a command in a lab namespace: host-a, host-b, nat-a, nat-b, router,
-                      inet, ... (status lists them); its exit code is passed through
+                      inet, admin, ... (status lists them); its exit code is passed through
+  admin curl <url>    curl (-sS -m 10, then your arguments) from the tailnet's admin node, e.g.
+                      admin curl http://198.18.10.2/ : host-a's service answers with the address
+                      it sees, the VPC address of the NAT that routed the request
   down                remove the lab (namespaces, processes), even after a crash
-  demo                up, traffic, a live failover and fail-back, down (what make lab runs)
+  demo                up, traffic, a live failover and fail-back, then the admin reaching a
+                      private host through the tailnet while the primary router dies, down
+                      (what make lab runs)
   version
 
 <nat> is a NAT instance: a or b (the first NAT of AZ a or b; also nat-a, us-east-1a), a2, b2,
@@ -132,6 +141,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.Var(&o.NATs, "nats", "NAT instances per AZ, overriding -nats-per-az, e.g. a=2,b=1 (up, demo)")
 	fs.BoolVar(&o.JSON, "json", false, "status and moves as JSON")
 	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
+	fs.BoolVar(&o.NoTailnet, "no-tailnet", false, "no headscale, tailscaled nor admin node (up, demo): faster, NAT and failover only")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -146,7 +156,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	}
 	o.Args = fs.Args()
 	want := map[string]int{"up": 0, "status": 0, "moves": 0, "kill": 1, "crash": 1, "revive": 1, "break-egress": 1,
-		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1}
+		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1, "admin": -1}
 	n, ok := want[o.Command]
 	switch {
 	case !ok:
@@ -158,6 +168,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		}
 		if len(o.Args) < 2 {
 			return nil, errors.New("exec takes a namespace and a command: exec <ns> -- <command> [args]")
+		}
+	case o.Command == "admin":
+		if len(o.Args) < 2 || o.Args[0] != "curl" {
+			return nil, errors.New("admin takes curl and its arguments: admin curl <url>")
 		}
 	case len(o.Args) != n:
 		return nil, fmt.Errorf("%s takes %d argument(s), got %d", o.Command, n, len(o.Args))
@@ -234,7 +248,9 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 	case "moves":
 		return moves(ctx, o)
 	case "exec":
-		return execIn(o)
+		return execIn(o, o.Args[0], o.Args[1:])
+	case "admin":
+		return execIn(o, lab.AdminHostname, append([]string{"curl", "-sS", "-m", "10"}, o.Args[1:]...))
 	default:
 		return control(ctx, o)
 	}

@@ -45,6 +45,14 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"exec", "host-a", "--", "sh", "-c", "exit 3", "--", "x"}, check: func(o *options) bool {
 			return strings.Join(o.Args, "|") == "host-a|sh|-c|exit 3|--|x"
 		}},
+		{args: []string{"admin", "curl", "http://198.18.10.2/"}, check: func(o *options) bool {
+			return o.Command == "admin" && strings.Join(o.Args, " ") == "curl http://198.18.10.2/"
+		}},
+		{args: []string{"admin", "curl", "-v", "http://198.18.11.2/"}, check: func(o *options) bool {
+			return strings.Join(o.Args, " ") == "curl -v http://198.18.11.2/" && !o.Verbose
+		}},
+		{args: []string{"up", "-no-tailnet"}, check: func(o *options) bool { return o.NoTailnet && !o.labOptions("/x", nil).Tailnet }},
+		{args: []string{"demo"}, check: func(o *options) bool { return !o.NoTailnet && o.labOptions("/x", nil).Tailnet }},
 		{args: []string{}, wantErr: "no command"},
 		{args: []string{"explode"}, wantErr: "unknown command"},
 		{args: []string{"kill"}, wantErr: "takes 1 argument"},
@@ -52,6 +60,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"heal", "a"}, wantErr: "takes 0 argument"},
 		{args: []string{"moves", "a"}, wantErr: "takes 0 argument"},
 		{args: []string{"exec"}, wantErr: "exec takes a namespace and a command"},
+		{args: []string{"admin"}, wantErr: "admin takes curl"},
+		{args: []string{"admin", "curl"}, wantErr: "admin takes curl"},
+		{args: []string{"admin", "ping", "198.18.10.2"}, wantErr: "admin takes curl"},
 		{args: []string{"exec", "host-a"}, wantErr: "exec takes a namespace and a command"},
 		{args: []string{"exec", "host-a", "--"}, wantErr: "exec takes a namespace and a command"},
 		{args: []string{"-name", "../etc", "up"}, wantErr: "invalid lab name"},
@@ -139,6 +150,7 @@ func TestNotUp(t *testing.T) {
 		{[]string{"-name", "nosuch-lab", "kill", "a"}, `no lab "nosuch-lab" is running (start one with headnat-lab -name nosuch-lab up)`},
 		{[]string{"-name", "nosuch-lab", "moves"}, `no lab "nosuch-lab" is running (start one with headnat-lab -name nosuch-lab up)`},
 		{[]string{"-name", "nosuch-lab", "exec", "host-a", "true"}, `no lab "nosuch-lab" is running (start one with headnat-lab -name nosuch-lab up)`},
+		{[]string{"-name", "nosuch-lab", "admin", "curl", "http://198.18.10.2/"}, `no lab "nosuch-lab" is running (start one with headnat-lab -name nosuch-lab up)`},
 	} {
 		o, err := parseFlags(tt.args, io.Discard, io.Discard)
 		if err != nil {
@@ -156,7 +168,9 @@ func TestNotUp(t *testing.T) {
 		case "moves":
 			got = moves(context.Background(), o)
 		case "exec":
-			got = execIn(o)
+			got = execIn(o, o.Args[0], o.Args[1:])
+		case "admin":
+			got = execIn(o, lab.AdminHostname, o.Args)
 		default:
 			got = control(context.Background(), o)
 		}
@@ -173,7 +187,7 @@ func TestControlCommands(t *testing.T) {
 	name := fmt.Sprintf("cmdtest%d", os.Getpid())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o, err := parseFlags([]string{"-name", name, "-failback-after", "5s", "-nats", "a=2", "supervise"}, io.Discard, io.Discard)
+	o, err := parseFlags([]string{"-name", name, "-failback-after", "5s", "-nats", "a=2", "-no-tailnet", "supervise"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +272,7 @@ func TestControlCommands(t *testing.T) {
 		t.Fatalf("exec exit 3: %v, want exit code 3 passed through", err)
 	}
 	fails(`no namespace "host-c"`, "exec", "host-c", "--", "true")
+	fails("runs without a tailnet", "admin", "curl", "http://198.18.10.2/")
 
 	want("kill", "a")("nat-a killed: link down, agent stopped")
 	want("kill", "a")("nat-a is already down; nothing changed")

@@ -71,6 +71,9 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 	if o.BinDir != "" {
 		args = append(args, "-bin", o.BinDir)
 	}
+	if o.NoTailnet {
+		args = append(args, "-no-tailnet")
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -104,7 +107,11 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Every private host egresses through its own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
 		lab.WriteStatus(o.stdout, st)
-		fmt.Fprintf(o.stdout, "\nnext: %s status | kill a | crash a | revive a | break-egress a | partition | heal | moves | exec host-a -- <cmd> | down\n", labCmd(o))
+		next := "status | kill a | crash a | revive a | break-egress a | partition | heal | moves | exec host-a -- <cmd>"
+		if st.Tailnet != nil {
+			next += " | admin curl http://198.18.10.2/"
+		}
+		fmt.Fprintf(o.stdout, "\nnext: %s %s | down\n", labCmd(o), next)
 		return nil
 	}
 }
@@ -425,15 +432,17 @@ func control(ctx context.Context, o *options) error {
 	return nil
 }
 
-// execIn runs a command in one of the lab's namespaces, found in its state file, with this
-// process's standard streams; a non-zero exit status is passed through.
-func execIn(o *options) error {
+// execIn runs argv in one of the lab's namespaces (role: host-a, admin, ...), found in its
+// state file, with this process's standard streams; a non-zero exit status is passed through.
+func execIn(o *options, role string, argv []string) error {
 	st, err := lab.ReadState(o.dir())
 	if err != nil || len(st.Namespaces) == 0 {
 		return notUp(o, syscall.ENOENT)
 	}
-	role := o.Args[0]
 	ns, ok := st.Namespaces[role]
+	if !ok && role == lab.AdminHostname {
+		return fmt.Errorf("lab %q runs without a tailnet (it was started with -no-tailnet): there is no admin node", o.Name)
+	}
 	if !ok {
 		roles := make([]string, 0, len(st.Namespaces))
 		for r := range st.Namespaces {
@@ -443,7 +452,7 @@ func execIn(o *options) error {
 		return fmt.Errorf("no namespace %q in lab %q (have %s)", role, o.Name, strings.Join(roles, ", "))
 	}
 	// Not bound to ctx: a ^C reaches the command from the terminal, and its status is passed on.
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, o.Args[1:]...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.stdin, o.stdout, o.stderr
 	err = cmd.Run()
 	var ee *exec.ExitError

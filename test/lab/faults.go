@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"syscall"
@@ -8,7 +9,8 @@ import (
 
 // Kill makes a NAT instance die unplanned: its link goes down and its agent is SIGKILLed and
 // not restarted (until Revive). In EC2 such an instance stays "running" for a while, so the
-// simulator is not told: only the data path dies.
+// simulator is not told: only the data path dies. Its tailscaled keeps running but reaches
+// nothing, as a powered-off host's node would: headscale's HA prober finds it unreachable.
 func (l *Lab) Kill(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -20,12 +22,14 @@ func (l *Lab) Kill(site string) error {
 	if err := l.StopAgent(s.Name, syscall.SIGKILL, 0); err != nil && !l.opts.NoAgents {
 		return err
 	}
+	l.killTailscaled(s.Name)
 	l.log.Info("instance killed", "nat", s.Name, "instance", s.InstanceID)
 	return nil
 }
 
 // Revive brings a NAT instance back to health: link up, default route back, its break-egress
-// fault removed, its agent started if it does not run.
+// fault removed, its agent started if it does not run. With a tailnet, the tailscaled of a
+// killed instance starts afresh with its state, as after a reboot.
 func (l *Lab) Revive(site string) error {
 	s, err := l.Site(site)
 	if err != nil {
@@ -39,6 +43,10 @@ func (l *Lab) Revive(site string) error {
 		return err
 	}
 	if err := l.faultRuleDel(egressRule(s)...); err != nil {
+		return err
+	}
+	// A killed instance boots again: its tailscaled starts afresh.
+	if err := l.reviveTailscaled(context.Background(), s.Name); err != nil {
 		return err
 	}
 	if !l.AgentRunning(s.Name) && !l.opts.NoAgents {

@@ -104,22 +104,7 @@ func onFailure(t *testing.T, l *Lab) {
 }
 
 // logTails returns the last lines of every log in dir.
-func logTails(dir string) string {
-	var b strings.Builder
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range logs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		if len(lines) > 80 {
-			lines = lines[len(lines)-80:]
-		}
-		fmt.Fprintf(&b, "\n=== %s (last %d lines)\n%s", filepath.Base(p), len(lines), strings.Join(lines, "\n"))
-	}
-	return b.String()
-}
+func logTails(dir string) string { return LogTails(dir, 80) }
 
 // resetLab heals faults, revives instances, restarts missing agents and waits (bounded) until
 // every agent is healthy and every host egresses through its own AZ's NAT.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/test/tailnetlab"
 	"github.com/headnat/headnat/test/vpcsim"
 )
 
@@ -56,6 +57,11 @@ type Options struct {
 	// APIStaleness makes the simulated API eventually consistent: each Describe call reads the
 	// VPC as it was up to this long ago (vpcsim.Options.Staleness). Default 0.
 	APIStaleness time.Duration
+	// Tailnet adds a tailnet (see tailnet.go): headscale in inet at HeadscaleAddr, a real
+	// tailscaled on every NAT that its agent logs in as the VPC's subnet router, and an admin
+	// namespace outside the VPC (AdminAddr) logged in as an admin that accepts the routes.
+	// Needs headscale, tailscaled and tailscale in the bin directory. Up waits for it too.
+	Tailnet bool
 }
 
 // Lab is a running lab.
@@ -67,12 +73,14 @@ type Lab struct {
 	imdsB string
 
 	Inet, Router *netns.NS
-	Sites        []*Site // the first NAT of every AZ, one per AZ: a, b
-	NATs         []*Site // every NAT instance, AZ by AZ: a, a2, b
+	Admin        *netns.NS // the tailnet's admin node; nil without Options.Tailnet
+	Sites        []*Site   // the first NAT of every AZ, one per AZ: a, b
+	NATs         []*Site   // every NAT instance, AZ by AZ: a, a2, b
 	Sim          *vpcsim.Sim
 
 	nss     []*netns.NS
 	servers []*http.Server
+	tn      *tailnet // nil without Options.Tailnet
 
 	agentMu  sync.Mutex // serialises agent starts, stops and restarts
 	closing  chan struct{}
@@ -162,6 +170,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if !opts.NoAgents {
 		need = append(need, "headnat")
 	}
+	if opts.Tailnet {
+		need = append(need, tailnetlab.Binaries...)
+	}
 	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return nil, fmt.Errorf("%s not found in %s (run `make build tools` or set HEADNAT_BIN): %w", b, bin, err)
@@ -202,9 +213,18 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.startEcho(); err != nil {
 		return l, fmt.Errorf("echo server: %w", err)
 	}
+	if err := l.startServices(); err != nil {
+		return l, fmt.Errorf("private hosts' services: %w", err)
+	}
 	for _, s := range l.NATs {
 		if err := l.startIMDS(ctx, s); err != nil {
 			return l, fmt.Errorf("imds %s: %w", s.Name, err)
+		}
+	}
+	if opts.Tailnet {
+		log.Info("starting headscale, a tailscaled on every NAT and the admin node")
+		if err := l.startTailnet(ctx); err != nil {
+			return l, fmt.Errorf("tailnet: %w", err)
 		}
 	}
 	if opts.NoAgents {
@@ -219,8 +239,15 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l.stopWatch = stopWatch
 	go l.watchDecisions(wctx)
 	log.Info("waiting for every private host to reach the internet through its own AZ's NAT")
+	deadline := time.Now().Add(opts.ReadyTimeout)
 	if err := l.WaitHome(ctx, opts.ReadyTimeout); err != nil {
 		return l, err
+	}
+	if opts.Tailnet {
+		log.Info("waiting for the NATs' routes to be approved and the admin to reach the private hosts through the tailnet")
+		if err := l.WaitTailnet(ctx, time.Until(deadline)); err != nil {
+			return l, err
+		}
 	}
 	return l, nil
 }
@@ -412,6 +439,7 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
 		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
 	}
+	env = append(env, l.tailnetEnv(s)...)
 	env = append(env, l.opts.AgentEnv...)
 	return append(env, extra...)
 }
@@ -476,6 +504,8 @@ func (l *Lab) Close() {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.stop(syscall.SIGKILL, 0) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); l.stopTailnet() }()
 	wg.Wait()
 	for _, srv := range servers {
 		_ = srv.Close()
@@ -491,6 +521,27 @@ func (l *Lab) Close() {
 	l.mu.Unlock()
 	_ = l.saveState()
 	l.log.Info("lab removed", "name", l.opts.Name)
+}
+
+// LogTails returns the last lines of the logs in a lab directory, for failure messages: the
+// lab's and the agents' logs and the tailscaled logs (not headscale's: it may log keys).
+func LogTails(dir string, lines int) string {
+	var b strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "tailscaled-*", "tailscaled.log"))
+	for _, p := range append(logs, more...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		ls := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(ls) > lines {
+			ls = ls[len(ls)-lines:]
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(&b, "\n=== %s (last %d lines)\n%s", rel, len(ls), strings.Join(ls, "\n"))
+	}
+	return b.String()
 }
 
 // State is what a lab records on disk so that another process can find it and remove it even

@@ -27,6 +27,7 @@ type Status struct {
 	MovesTotal int               `json:"moves_total"` // route writes so far (MoveLog has them all)
 	Decisions  []api.Decision    `json:"decisions"`   // last route decisions the agents logged, with reasons
 	Faults     []string          `json:"faults"`
+	Tailnet    *TailnetView      `json:"tailnet,omitempty"` // nil without a tailnet
 }
 
 // StatusMoves is how many route moves Status keeps.
@@ -137,6 +138,14 @@ func (l *Lab) Status(ctx context.Context) Status {
 			mu.Unlock()
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tv := l.tailnetView(ctx)
+		mu.Lock()
+		st.Tailnet = tv
+		mu.Unlock()
+	}()
 	wg.Wait()
 	st.Decisions = l.Decisions()
 	if n := len(st.Decisions); n > 50 {
@@ -226,7 +235,47 @@ func WriteStatus(w io.Writer, st Status) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, h.IP, h.Gateway, h.Table, now)
 		}
 	}
+	if tv := st.Tailnet; tv != nil && tv.Error == "" {
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "TAILNET NODE\tHOSTNAME\tTAILNET IP\tONLINE\tROUTE %s\n", tv.Route)
+		for _, n := range tv.Nodes {
+			name, route := n.Name, "-"
+			switch {
+			case name == "":
+				name = "?"
+			case name != AdminHostname:
+				name = "nat-" + name
+			}
+			switch {
+			case n.Primary:
+				route = "approved, primary router"
+			case n.Approved:
+				route = "approved, standby"
+			case n.Name != AdminHostname:
+				route = "not approved"
+			}
+			online := "no"
+			if n.Online {
+				online = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, n.Hostname, n.IP, online, route)
+		}
+	}
 	tw.Flush()
+	if tv := st.Tailnet; tv != nil {
+		fmt.Fprintf(w, "\ntailnet: headscale at %s (namespace inet)", tv.Headscale)
+		switch {
+		case tv.Error != "":
+			fmt.Fprintf(w, " does not answer: %s\n", tv.Error)
+		case tv.Primary != "":
+			fmt.Fprintf(w, "; the admin (%s, namespace admin) reaches the VPC through nat-%s, the primary router.\n", AdminAddr, tv.Primary)
+		default:
+			fmt.Fprintf(w, "; no NAT is the primary router: the admin (%s) reaches nothing in the VPC.\n", AdminAddr)
+		}
+		if len(st.Hosts) > 0 {
+			fmt.Fprintf(w, "  e.g. %s admin curl http://%s/   (the service answers with the address it sees)\n", labCmd(st.Name), st.Hosts[0].IP)
+		}
+	}
 	if st.Echo != "" {
 		fmt.Fprintf(w, "\ninternet: an echo server at %s (namespace inet) answers with the address it sees.\n", st.Echo)
 	}

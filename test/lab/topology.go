@@ -183,6 +183,9 @@ func (l *Lab) buildNetwork() error {
 	}
 	l.Inet = add("inet")
 	l.Router = add("router")
+	if l.opts.Tailnet {
+		l.Admin = add("admin")
+	}
 	for _, s := range l.NATs {
 		s.NAT = add("nat-" + s.Name)
 		if s.Index == 1 {
@@ -244,6 +247,11 @@ func (l *Lab) buildNetwork() error {
 			[]string{"ip", "addr", "add", s.HostIP + prefixLen(s.PrivateCIDR), "dev", "eth0"},
 			[]string{"ip", "route", "add", "default", "via", s.RouterPrv},
 		); err != nil {
+			return err
+		}
+	}
+	if l.Admin != nil {
+		if err := l.buildAdmin(); err != nil {
 			return err
 		}
 	}

@@ -30,23 +30,29 @@ func (l *Lab) Client(nsName string, timeout time.Duration) *http.Client {
 // Echo makes one request from the site's private host to the echo server and returns the
 // address the server saw (the EIP of the NAT the traffic left through).
 func (l *Lab) Echo(ctx context.Context, site *Site, timeout time.Duration) (string, error) {
+	return l.get(ctx, site.Host.Name, EchoURL(), timeout, 256)
+}
+
+// get makes one GET from inside a namespace on a fresh connection bounded by timeout and
+// returns at most limit bytes of the body, without surrounding space; not 200 is an error.
+func (l *Lab) get(ctx context.Context, nsName, url string, timeout time.Duration, limit int64) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, EchoURL(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := l.Client(site.Host.Name, timeout).Do(req)
+	resp, err := l.Client(nsName, timeout).Do(req)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("echo: %s", resp.Status)
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

@@ -433,6 +433,17 @@ func (h *Headscale) Restart(ctx context.Context) error {
 	return h.start(ctx)
 }
 
+// Pid is the process id of headscale (0 if not running).
+func (h *Headscale) Pid() int {
+	h.mu.Lock()
+	p := h.p
+	h.mu.Unlock()
+	if p != nil && !p.exited() {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // Stop kills the server and removes its directory if StartHeadscale made it.
 func (h *Headscale) Stop() {
 	h.mu.Lock()

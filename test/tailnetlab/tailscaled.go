@@ -170,19 +170,32 @@ func (t *Tailscaled) Status(ctx context.Context) (Status, error) {
 // --authkey ... --hostname hostname --advertise-routes routes --accept-dns=false`. The key goes
 // through a private file, never the command line, and is scrubbed from errors.
 func (t *Tailscaled) Up(ctx context.Context, loginURL, key, hostname string, routes ...netip.Prefix) error {
+	return t.UpWith(ctx, UpOptions{LoginURL: loginURL, Key: key, Hostname: hostname, Routes: routes})
+}
+
+// UpOptions are the arguments of `tailscale up` that UpWith passes.
+type UpOptions struct {
+	LoginURL, Key, Hostname string
+	Routes                  []netip.Prefix // --advertise-routes
+	AcceptRoutes            bool           // --accept-routes: use the subnet routes of others
+}
+
+// UpWith is Up with more of `tailscale up`'s flags.
+func (t *Tailscaled) UpWith(ctx context.Context, o UpOptions) error {
 	kf := filepath.Join(t.Dir, ".authkey")
-	if err := os.WriteFile(kf, []byte(key), 0o600); err != nil {
+	if err := os.WriteFile(kf, []byte(o.Key), 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(kf)
-	rs := make([]string, len(routes))
-	for i, r := range routes {
+	rs := make([]string, len(o.Routes))
+	for i, r := range o.Routes {
 		rs[i] = r.String()
 	}
-	_, err := t.CLI(ctx, "up", "--login-server="+loginURL, "--authkey=file:"+kf, "--hostname="+hostname,
-		"--advertise-routes="+strings.Join(rs, ","), "--accept-dns=false", "--timeout=60s")
+	_, err := t.CLI(ctx, "up", "--login-server="+o.LoginURL, "--authkey=file:"+kf, "--hostname="+o.Hostname,
+		"--advertise-routes="+strings.Join(rs, ","), "--accept-dns=false", fmt.Sprintf("--accept-routes=%t", o.AcceptRoutes),
+		"--timeout=60s")
 	if err != nil {
-		return errors.New(scrub(err.Error(), key))
+		return errors.New(scrub(err.Error(), o.Key))
 	}
 	return nil
 }

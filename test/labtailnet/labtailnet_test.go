@@ -1,0 +1,145 @@
+// Package labtailnet holds the end-to-end tests of the lab with its tailnet (lab.Options.Tailnet):
+// real headscale, a real tailscaled on every NAT driven by its agent, and an admin node outside
+// the VPC. A package of its own, so that it runs in parallel with test/lab's. Timeouts here are
+// generous limits; measured figures belong in bench/.
+package labtailnet
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/headnat/headnat/agent/tailnet"
+	"github.com/headnat/headnat/test/lab"
+	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/test/tailnetlab"
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		netns.Sweep()
+	}
+	os.Exit(m.Run())
+}
+
+// tailnetLab brings up a lab with its tailnet for one test, removed when the test ends; on
+// failure the test's log gets the lab's kernel state and the tails of its logs. It skips
+// unless root; as root, missing binaries fail it (lab.Up names them).
+func tailnetLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	netns.RequireRoot(t)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "lab.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	l, err := lab.Up(ctx, lab.Options{
+		Name: strings.ToLower(t.Name()), StateDir: dir, Tailnet: true,
+		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatalf("lab with a tailnet: %v%s", err, lab.LogTails(dir, 60))
+	}
+	t.Logf("lab with its tailnet up in %s", time.Since(start).Round(100*time.Millisecond))
+	t.Cleanup(l.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			nodes, err := l.Headscale().Nodes(context.Background())
+			t.Logf("headscale's nodes: %+v (err %v)\nlab state at failure:\n%s%s", nodes, err, l.Dump(), lab.LogTails(dir, 60))
+		}
+	})
+	return l
+}
+
+var vpc = netip.MustParsePrefix(lab.VPCCIDR)
+
+// The NATs register as subnet routers named nat-<az>-<instance id> with tag:nat and their VPC
+// route approved, exactly one of them primary; the admin reaches both private hosts' services
+// through the primary; when the primary's instance dies, the admin gets through the other NAT.
+func TestAdminReachesPrivateHostsAcrossPrimaryDeath(t *testing.T) {
+	l := tailnetLab(t)
+	ctx := context.Background()
+
+	nodes, err := l.Headscale().Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]tailnetlab.Node{}
+	for _, n := range nodes {
+		byName[n.Name] = n
+	}
+	var primaries []string
+	for _, s := range l.NATs {
+		name := tailnet.Hostname(s.Zone, s.InstanceID)
+		n, ok := byName[name]
+		switch {
+		case !ok:
+			t.Fatalf("nat-%s is not registered as %s: nodes %+v", s.Name, name, nodes)
+		case !slices.Equal(n.Tags, []string{lab.NATTag}):
+			t.Errorf("%s: tags %v, want [%s]", name, n.Tags, lab.NATTag)
+		case !slices.Contains(n.Approved, vpc):
+			t.Errorf("%s: approved routes %v, want %s", name, n.Approved, vpc)
+		case !n.IPv4().IsValid():
+			t.Errorf("%s: no tailnet IPv4", name)
+		}
+		if slices.Contains(n.Primary, vpc) {
+			primaries = append(primaries, s.Name)
+		}
+	}
+	if len(primaries) != 1 {
+		t.Fatalf("primary routers of %s: %v, want exactly one", vpc, primaries)
+	}
+	primary, err := l.PrimaryRouter(ctx)
+	if err != nil || primary != primaries[0] {
+		t.Fatalf("PrimaryRouter = %q, %v; headscale's node list says %q", primary, err, primaries[0])
+	}
+	p := l.MustSite(primary)
+	other := l.Other(p)
+
+	// Both private hosts, each in its own AZ, answer the admin through the primary router: its
+	// VPC address is what they see (198.18.0.x for AZ a, 198.18.1.x for AZ b).
+	for _, host := range l.Sites {
+		seen, err := l.AdminCurl(ctx, host.ServiceURL(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("admin -> %s: %v", host.ServiceURL(), err)
+		}
+		if !strings.HasPrefix(seen, "198.18.0.") && !strings.HasPrefix(seen, "198.18.1.") {
+			t.Fatalf("host-%s's service saw %q, want a NAT's VPC address", host.AZ, seen)
+		}
+		if seen != p.NATIP {
+			t.Fatalf("host-%s's service saw %q, want the primary router nat-%s's %s", host.AZ, seen, p.Name, p.NATIP)
+		}
+	}
+
+	// The primary's instance dies; the admin's access comes back through the other NAT.
+	if err := l.Kill(p.Name); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for _, host := range l.Sites {
+		var seen string
+		var lastErr error
+		ok, err := lab.Poll(ctx, 30*time.Second-time.Since(killed), 200*time.Millisecond, func() bool {
+			seen, lastErr = l.AdminCurl(ctx, host.ServiceURL(), 500*time.Millisecond)
+			return lastErr == nil && seen == other.NATIP
+		})
+		if err != nil || !ok {
+			t.Fatalf("admin -> host-%s: no answer through nat-%s (%s) within 30s of killing nat-%s: last saw %q, err %v",
+				host.AZ, other.Name, other.NATIP, p.Name, seen, lastErr)
+		}
+	}
+	t.Logf("admin reached both private hosts through nat-%s %s after nat-%s died", other.Name, time.Since(killed).Round(10*time.Millisecond), p.Name)
+	if now, err := l.PrimaryRouter(ctx); err != nil || now != other.Name {
+		t.Errorf("after the kill, PrimaryRouter = %q, %v; want nat-%s", now, err, other.Name)
+	}
+}
