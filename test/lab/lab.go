@@ -114,27 +114,15 @@ func FindBinDir(dir string) (string, error) {
 	if dir != "" {
 		return dir, nil
 	}
-	if d := os.Getenv("HEADNAT_BIN"); d != "" {
-		return d, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		d := filepath.Dir(exe)
-		if _, err := os.Stat(filepath.Join(d, "headnat")); err == nil {
-			return d, nil
+	if os.Getenv("HEADNAT_BIN") == "" {
+		if exe, err := os.Executable(); err == nil {
+			d := filepath.Dir(exe)
+			if _, err := os.Stat(filepath.Join(d, "headnat")); err == nil {
+				return d, nil
+			}
 		}
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/headnat/headnat\n") {
-			return filepath.Join(d, "bin"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("cannot find the headnat binaries: set HEADNAT_BIN or run `make build tools`")
-		}
-	}
+	return tailnetlab.FindBin()
 }
 
 // Up builds and starts a lab. On error everything already built is removed.

@@ -36,7 +36,7 @@ func FindBin() (string, error) {
 			return filepath.Join(d, "bin"), nil
 		}
 		if filepath.Dir(d) == d {
-			return "", errors.New("cannot find bin/: set HEADNAT_BIN or run `cd tools && go build -o ../bin/ tool`")
+			return "", errors.New("cannot find the binaries: set HEADNAT_BIN or run `make build tools`")
 		}
 	}
 }
