@@ -94,7 +94,11 @@ func printStatus(w io.Writer, st api.Status) {
 	}
 	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Self.Instance, st.Self.AZ, health(st.Self.Healthy, st.Self.Draining), "-", selfDetail)
 	for _, p := range st.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.AZ, health(p.Healthy, p.Draining), ago(p.Since), p.LastError)
+		detail := p.LastError
+		if p.PresumedAlive != "" {
+			detail = "keeps its tables: " + p.PresumedAlive
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.AZ, health(p.Healthy, p.Draining), ago(p.Since), detail)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

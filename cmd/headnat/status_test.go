@@ -27,11 +27,15 @@ func TestPrintStatusShowsTailnet(t *testing.T) {
 		{"degraded", &api.Tailnet{Backend: "NeedsLogin", Degraded: true, Error: "login failed: invalid key"},
 			[]string{"DEGRADED", "tailnet: login failed: invalid key", "no tailnet IP"}, nil},
 	}
+	st.Peers = []api.PeerStatus{{ID: "i-b", AZ: "us-east-1b", LastError: "i/o timeout", PresumedAlive: "partitioned: unreachable over the VPC, answers healthy over the tailnet"}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st.Self.Tailnet = tc.tn
 			var b bytes.Buffer
 			printStatus(&b, st)
+			if !strings.Contains(b.String(), "keeps its tables: partitioned") {
+				t.Errorf("status does not say the partitioned peer keeps its tables:\n%s", b.String())
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(b.String(), w) {
 					t.Errorf("status lacks %q:\n%s", w, b.String())
