@@ -22,6 +22,8 @@ const tailnetSetTimeout = 20 * time.Second
 // syncTailnet asserts the tailnet prefs and records the state. Failures are the router's to
 // log (once per transition); NAT and failover never wait on the tailnet.
 func (a *Agent) syncTailnet(ctx context.Context) {
+	a.tnSync.Lock()
+	defer a.tnSync.Unlock()
 	a.tnMu.Lock()
 	withdrawn := a.tnWithdrawn
 	a.tnMu.Unlock()
@@ -43,9 +45,12 @@ func (a *Agent) withdrawTailnet(ctx context.Context) {
 	if a.tn == nil || a.cfg.DryRun {
 		return
 	}
+	// A sync in progress ends first (the Router serialises them anyway), later ones see the flag.
+	a.tnSync.Lock()
 	a.tnMu.Lock()
 	a.tnWithdrawn = true
 	a.tnMu.Unlock()
+	a.tnSync.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.tn.Withdraw(ctx); err != nil {

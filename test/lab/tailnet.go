@@ -122,6 +122,7 @@ func (l *Lab) startTailnet(ctx context.Context) error {
 	tn.hs, err = tailnetlab.StartHeadscale(ctx, tailnetlab.HeadscaleOptions{
 		NS: l.Inet, Addr: netip.MustParseAddr(HeadscaleAddr), Port: HeadscalePort, ServerURL: nodeLogin,
 		Policy: pol, Bin: bin, Dir: filepath.Join(l.dir, "headscale"),
+		BatchChangeDelay: l.opts.HeadscaleBatchChangeDelay, NodeStoreBatchTimeout: l.opts.HeadscaleNodeStoreBatchTimeout,
 	})
 	if err != nil {
 		return err
@@ -132,9 +133,11 @@ func (l *Lab) startTailnet(ctx context.Context) error {
 	}
 	// Long-lived: a lab may stay up for days, and an agent logs in again after a revive that
 	// lost tailscaled's state.
-	natKey, err := tn.hs.PreAuthKey(ctx, "", []string{NATTag}, true, 30*24*time.Hour)
-	if err != nil {
-		return err
+	natKey := l.opts.TailnetAuthKey
+	if natKey == "" {
+		if natKey, err = tn.hs.PreAuthKey(ctx, "", []string{NATTag}, true, 30*24*time.Hour); err != nil {
+			return err
+		}
 	}
 	l.Sim.PutParameter(TailnetAuthKeyParameter, natKey, true)
 	adminKey, err := tn.hs.PreAuthKey(ctx, AdminUser, nil, false, time.Hour)
@@ -488,15 +491,8 @@ func (l *Lab) WaitTailnet(ctx context.Context, timeout time.Duration) error {
 		return errNoTailnet
 	}
 	deadline := time.Now().Add(timeout)
-	select {
-	case <-l.tn.adminDone:
-		if l.tn.adminErr != nil {
-			return fmt.Errorf("admin login: %w", l.tn.adminErr)
-		}
-	case <-time.After(timeout):
-		return fmt.Errorf("admin login not done within %s", timeout)
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := l.waitAdmin(ctx, timeout); err != nil {
+		return err
 	}
 	var why error
 	ok, err := Poll(ctx, time.Until(deadline), 250*time.Millisecond, func() bool {
@@ -510,6 +506,21 @@ func (l *Lab) WaitTailnet(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("tailnet not ready within %s: %w", timeout, why)
 	}
 	return nil
+}
+
+// waitAdmin waits, bounded by timeout, for the admin's login.
+func (l *Lab) waitAdmin(ctx context.Context, timeout time.Duration) error {
+	select {
+	case <-l.tn.adminDone:
+		if l.tn.adminErr != nil {
+			return fmt.Errorf("admin login: %w", l.tn.adminErr)
+		}
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("admin login not done within %s", timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // tailnetWhole says what keeps the tailnet from being whole, nil if nothing.
@@ -533,6 +544,26 @@ func (l *Lab) tailnetWhole(ctx context.Context) error {
 	}
 	if n, ok := byName[AdminHostname]; !ok || !n.Online {
 		return errors.New("admin not online")
+	}
+	// The admin knows a path to every NAT (a DERP home at least): until then its first packets
+	// to a NAT's own tailnet address (the agent's port) wait for a handshake retry.
+	st, err := l.tn.node(AdminHostname).Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range l.NATs {
+		var peer *tailnetlab.PeerStatus
+		for _, p := range st.Peer {
+			if p.HostName == s.TailnetHostname() {
+				peer = p
+			}
+		}
+		switch {
+		case peer == nil:
+			return fmt.Errorf("the admin's tailscaled does not list nat-%s", s.Name)
+		case !peer.Online || peer.Relay == "" && peer.CurAddr == "":
+			return fmt.Errorf("the admin's tailscaled has no path to nat-%s yet (online %v, DERP home %q)", s.Name, peer.Online, peer.Relay)
+		}
 	}
 	if _, err := primaryOf(nodes); err != nil {
 		return err

@@ -169,9 +169,9 @@ func (l *Lab) WaitHealthz(ctx context.Context, site string, timeout time.Duratio
 // Sample is one request of a traffic loop.
 type Sample struct {
 	Time time.Time // when the request started
-	Site string    // the private host's site
-	Via  string    // site whose EIP the echo server saw; "" on error or unknown address
-	Seen string    // the address the echo server saw
+	Site string    // the private host's site (AdminHostname for AdminTraffic)
+	Via  string    // site whose EIP the echo server saw (AdminTraffic: whose VPC address); "" on error or unknown address
+	Seen string    // the address the echo server (AdminTraffic: the private host's service) saw
 	Err  error
 }
 
@@ -186,48 +186,78 @@ func (l *Lab) Traffic(ctx context.Context, interval time.Duration, max int, fn f
 	timeout := 900 * time.Millisecond
 	var wg sync.WaitGroup
 	for _, s := range l.Sites {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ordered := make(chan chan *Sample, max)
-			collected := make(chan struct{})
-			go func() {
-				defer close(collected)
-				for ch := range ordered {
-					if smp := <-ch; smp != nil {
-						fn(*smp)
-					}
+		wg.Go(func() {
+			requestLoop(ctx, interval, max, fn, func() Sample {
+				seen, err := l.Echo(ctx, s, timeout)
+				smp := Sample{Site: s.Name, Seen: seen, Err: err}
+				if v := l.SiteByEIP(seen); v != nil && err == nil {
+					smp.Via = v.Name
 				}
-			}()
-			t := time.NewTicker(interval)
-			defer t.Stop()
-		loop:
-			for i := 0; i < max; i++ {
-				ch := make(chan *Sample, 1)
-				ordered <- ch
-				go func() {
-					start := time.Now()
-					seen, err := l.Echo(ctx, s, timeout)
-					if ctx.Err() != nil {
-						ch <- nil
-						return
-					}
-					smp := &Sample{Time: start, Site: s.Name, Seen: seen, Err: err}
-					if v := l.SiteByEIP(seen); v != nil && err == nil {
-						smp.Via = v.Name
-					}
-					ch <- smp
-				}()
-				select {
-				case <-ctx.Done():
-					break loop
-				case <-t.C:
-				}
-			}
-			close(ordered)
-			<-collected
-		}()
+				return smp
+			})
+		})
 	}
 	wg.Wait()
 	return nil
+}
+
+// AdminTraffic is Traffic from the admin node: one GET of url every interval through the
+// tailnet, each bounded by timeout, until ctx ends or max requests were started. A sample's
+// Site is AdminHostname; Via is the NAT whose VPC address the answer names (a private host's
+// ServiceURL answers with the address it saw: the NAT that routed the request).
+func (l *Lab) AdminTraffic(ctx context.Context, url string, interval, timeout time.Duration, max int, fn func(Sample)) error {
+	if l.Admin == nil {
+		return errNoTailnet
+	}
+	if interval <= 0 || timeout <= 0 || max <= 0 {
+		return errors.New("admin traffic: interval, timeout and max must be positive")
+	}
+	requestLoop(ctx, interval, max, fn, func() Sample {
+		seen, err := l.AdminCurl(ctx, url, timeout)
+		smp := Sample{Site: AdminHostname, Seen: seen, Err: err}
+		if v := l.SiteByIP(seen); v != nil && err == nil {
+			smp.Via = v.Name
+		}
+		return smp
+	})
+	return nil
+}
+
+// requestLoop starts do every interval, each in its own goroutine, until ctx ends or max were
+// started, and hands fn the samples in start order; samples cut short by ctx are dropped.
+func requestLoop(ctx context.Context, interval time.Duration, max int, fn func(Sample), do func() Sample) {
+	ordered := make(chan chan *Sample, max)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for ch := range ordered {
+			if smp := <-ch; smp != nil {
+				fn(*smp)
+			}
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+loop:
+	for i := 0; i < max; i++ {
+		ch := make(chan *Sample, 1)
+		ordered <- ch
+		go func() {
+			start := time.Now()
+			smp := do()
+			if ctx.Err() != nil {
+				ch <- nil
+				return
+			}
+			smp.Time = start
+			ch <- &smp
+		}()
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+		}
+	}
+	close(ordered)
+	<-collected
 }

@@ -6,6 +6,7 @@ package labtailnet
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -28,10 +29,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tailnetLab brings up a lab with its tailnet for one test, removed when the test ends; on
-// failure the test's log gets the lab's kernel state and the tails of its logs. It skips
-// unless root; as root, missing binaries fail it (lab.Up names them).
-func tailnetLab(t *testing.T) *lab.Lab {
+// tailnetLab brings up a lab with its tailnet for one test, named after it (labs of parallel
+// tests share nothing: every namespace name is unique, every address lives in the lab's own
+// namespaces), removed when the test ends; on failure the test's log gets the lab's kernel
+// state and the tails of its logs, with Options.TailnetAuthKey redacted. It skips unless root;
+// as root, missing binaries fail it (lab.Up names them). opts change the lab's options.
+func tailnetLab(t *testing.T, opts ...func(*lab.Options)) *lab.Lab {
 	t.Helper()
 	netns.RequireRoot(t)
 	dir := t.TempDir()
@@ -42,23 +45,49 @@ func tailnetLab(t *testing.T) *lab.Lab {
 	t.Cleanup(func() { f.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	start := time.Now()
-	l, err := lab.Up(ctx, lab.Options{
+	o := lab.Options{
 		Name: strings.ToLower(t.Name()), StateDir: dir, Tailnet: true,
 		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	start := time.Now()
+	l, err := lab.Up(ctx, o)
 	if err != nil {
-		t.Fatalf("lab with a tailnet: %v%s", err, lab.LogTails(dir, 60))
+		t.Fatalf("lab with a tailnet: %s", redactKey(fmt.Sprintf("%v%s", err, lab.LogTails(dir, 60)), o.TailnetAuthKey))
 	}
 	t.Logf("lab with its tailnet up in %s", time.Since(start).Round(100*time.Millisecond))
 	t.Cleanup(l.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
 			nodes, err := l.Headscale().Nodes(context.Background())
-			t.Logf("headscale's nodes: %+v (err %v)\nlab state at failure:\n%s%s", nodes, err, l.Dump(), lab.LogTails(dir, 60))
+			t.Log(redactKey(fmt.Sprintf("headscale's nodes: %+v (err %v)\nlab state at failure:\n%s%s", nodes, err, l.Dump(), lab.LogTails(dir, 60)), o.TailnetAuthKey))
 		}
 	})
 	return l
+}
+
+// redactKey replaces a pre-auth key in s, and its secret part on its own (the part after
+// headscale's "hskey-auth-<12-character prefix>-").
+func redactKey(s, key string) string {
+	if key == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, key, "[auth key redacted]")
+	if secret := keySecret(key); secret != "" {
+		s = strings.ReplaceAll(s, secret, "[auth key secret redacted]")
+	}
+	return s
+}
+
+// keySecret is the secret part of a headscale v0.29 pre-auth key, "" if key has another form.
+func keySecret(key string) string {
+	const head = len("hskey-auth-") + 12 + 1
+	if !strings.HasPrefix(key, "hskey-auth-") || len(key) <= head {
+		return ""
+	}
+	return key[head:]
 }
 
 var vpc = netip.MustParsePrefix(lab.VPCCIDR)
@@ -67,6 +96,7 @@ var vpc = netip.MustParsePrefix(lab.VPCCIDR)
 // route approved, exactly one of them primary; the admin reaches both private hosts' services
 // through the primary; when the primary's instance dies, the admin gets through the other NAT.
 func TestAdminReachesPrivateHostsAcrossPrimaryDeath(t *testing.T) {
+	t.Parallel()
 	l := tailnetLab(t)
 	ctx := context.Background()
 

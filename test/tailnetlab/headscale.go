@@ -19,6 +19,12 @@ import (
 	"github.com/headnat/headnat/test/netns"
 )
 
+// headscale's own defaults of the tuning HeadscaleOptions can set.
+const (
+	HeadscaleDefaultBatchChangeDelay      = 800 * time.Millisecond
+	HeadscaleDefaultNodeStoreBatchTimeout = 500 * time.Millisecond
+)
+
 // HeadscaleOptions configure StartHeadscale. NS, Addr and Policy are required.
 type HeadscaleOptions struct {
 	NS   *netns.NS  // namespace headscale runs in
@@ -31,10 +37,15 @@ type HeadscaleOptions struct {
 	// ProbeInterval and ProbeTimeout are node.routes.ha.*: how often headscale probes HA
 	// subnet routers and how long it waits. Defaults 2s and 1s, the fastest headscale allows.
 	ProbeInterval, ProbeTimeout time.Duration
-	LogLevel                    string        // default "info"
-	Bin                         string        // directory with headscale; default FindBin
-	Dir                         string        // config, database, socket, log; default a new temp dir, removed by Stop
-	ReadyTimeout                time.Duration // default 30s
+	// BatchChangeDelay and NodeStoreBatchTimeout are tuning.batch_change_delay and
+	// tuning.node_store_batch_timeout: how long headscale gathers changes before it sends the
+	// nodes new maps, and node updates before it rebuilds its peer maps. Zero: headscale's
+	// defaults (HeadscaleDefault*). Together they are most of the time a route withdrawal takes.
+	BatchChangeDelay, NodeStoreBatchTimeout time.Duration
+	LogLevel                                string        // default "info"
+	Bin                                     string        // directory with headscale; default FindBin
+	Dir                                     string        // config, database, socket, log; default a new temp dir, removed by Stop
+	ReadyTimeout                            time.Duration // default 30s
 }
 
 // Headscale is a running headscale server.
@@ -115,6 +126,9 @@ func StartHeadscale(ctx context.Context, opts HeadscaleOptions) (*Headscale, err
 	return h, nil
 }
 
+// Options returns the options the server runs with, defaults filled in.
+func (h *Headscale) Options() HeadscaleOptions { return h.opts }
+
 // Socket is headscale's unix socket (gRPC, used by its CLI).
 func (h *Headscale) Socket() string { return filepath.Join(h.Dir, "headscale.sock") }
 
@@ -170,7 +184,22 @@ unix_socket: %s
 unix_socket_permission: "0700"
 logtail:
   enabled: false
-`, h.ServerURL, h.opts.Port, d, a, d, a, h.opts.ProbeInterval, h.opts.ProbeTimeout, d, h.opts.LogLevel, d, h.Socket())
+`, h.ServerURL, h.opts.Port, d, a, d, a, h.opts.ProbeInterval, h.opts.ProbeTimeout, d, h.opts.LogLevel, d, h.Socket()) + h.tuning()
+}
+
+// tuning is the config's tuning section, empty when headscale's defaults apply.
+func (h *Headscale) tuning() string {
+	var b strings.Builder
+	if d := h.opts.BatchChangeDelay; d > 0 {
+		fmt.Fprintf(&b, "  batch_change_delay: %s\n", d)
+	}
+	if d := h.opts.NodeStoreBatchTimeout; d > 0 {
+		fmt.Fprintf(&b, "  node_store_batch_timeout: %s\n", d)
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "tuning:\n" + b.String()
 }
 
 func (h *Headscale) start(ctx context.Context) error {

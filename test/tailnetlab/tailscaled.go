@@ -148,6 +148,10 @@ type PeerStatus struct {
 	Tags          []string
 	PrimaryRoutes []netip.Prefix
 	AllowedIPs    []netip.Prefix
+	// Relay is the peer's DERP home region code ("" until the node knows it: then its first
+	// packets to the peer wait for a WireGuard handshake retry, 5s); CurAddr is its direct
+	// UDP address in use, "" if none.
+	Relay, CurAddr string
 }
 
 // Status returns tailscaled's status (from the CLI, so this package needs no tailscale.com).
