@@ -103,8 +103,9 @@ type Agent struct {
 	tnMu        sync.Mutex
 	tnState     tailnet.State
 	tnWithdrawn bool
-	// tnSync is held by a sync from its look at tnWithdrawn to the end of its Set, and by a
-	// withdraw while it sets tnWithdrawn: a sync that saw "not withdrawn" cannot advertise the
+	tnCancel    context.CancelFunc // cancels the sync in progress
+	// tnSync is held by a sync from its look at tnWithdrawn to the end of its Set; a withdraw
+	// cancels that Set and waits for it: a sync that saw "not withdrawn" cannot advertise the
 	// routes again after the withdraw.
 	tnSync sync.Mutex
 

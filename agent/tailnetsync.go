@@ -24,17 +24,18 @@ const tailnetSetTimeout = 20 * time.Second
 func (a *Agent) syncTailnet(ctx context.Context) {
 	a.tnSync.Lock()
 	defer a.tnSync.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, tailnetSetTimeout)
+	defer cancel()
 	a.tnMu.Lock()
 	withdrawn := a.tnWithdrawn
+	a.tnCancel = cancel
 	a.tnMu.Unlock()
 	if withdrawn {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, tailnetSetTimeout)
-	defer cancel()
 	st, _ := a.tn.Set(ctx, a.tnDesired)
 	a.tnMu.Lock()
-	a.tnState = st
+	a.tnState, a.tnCancel = st, nil
 	a.tnMu.Unlock()
 	a.metrics.SetTailnet(a.tailnetStatus())
 }
@@ -45,12 +46,16 @@ func (a *Agent) withdrawTailnet(ctx context.Context) {
 	if a.tn == nil || a.cfg.DryRun {
 		return
 	}
-	// A sync in progress ends first (the Router serialises them anyway), later ones see the flag.
-	a.tnSync.Lock()
+	// A sync in progress (a login hanging on headscale, say) is cut short rather than waited
+	// for, so that it cannot advertise the routes after this; later ones see the flag.
 	a.tnMu.Lock()
 	a.tnWithdrawn = true
+	if a.tnCancel != nil {
+		a.tnCancel()
+	}
 	a.tnMu.Unlock()
-	a.tnSync.Unlock()
+	a.tnSync.Lock()
+	a.tnSync.Unlock() // only waited for the cancelled sync to return
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := a.tn.Withdraw(ctx); err != nil {

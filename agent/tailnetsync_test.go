@@ -190,3 +190,50 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "")
 }
+
+// A drain does not wait for a tailnet login that hangs on an unreachable headscale: the login
+// is cut short, the routes are withdrawn, and the tables are handed over at once.
+func TestDrainCutsAHangingLoginShort(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	lc := tailnet.NewFakeLocalClient()
+	lc.ValidKeys[testAuthKey] = []string{"tag:nat"}
+	lc.ControlDown = true
+	a, err := w.buildWith("a", func(c *config.Config) {
+		c.Tailnet.LoginServer = "http://127.0.0.1:18080"
+		c.Tailnet.AuthKeyFile = "/unused"
+	}, Options{}, false, func(d *Deps) {
+		r := tailnet.New(lc, d.Log) // the default login wait: 30 s, longer than the test may take
+		d.Tailnet = r
+		d.TailnetAuthKey = func(context.Context) (string, error) { return testAuthKey, nil }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := runAgent(ctx, a)
+	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
+		t.Fatalf("not settled: %+v", a.healthz())
+	}
+	time.Sleep(200 * time.Millisecond) // the first sync is now waiting for its login
+	start := time.Now()
+	cancel()
+	if !w.drive(a, 5*time.Second, func() bool { return a.healthz().Draining }) {
+		t.Fatal("the drain did not start while a tailnet login hung")
+	}
+	if err := w.sim.SetRoute(w.tables["a"], "0.0.0.0/0", w.nats["b"].eni); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.waitRun(a, done); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the drain took %s of real time: it waited for the hanging login", took)
+	}
+	var routes []netip.Prefix
+	lc.Do(func(f *tailnet.FakeLocalClient) { routes = f.Prefs.AdvertiseRoutes })
+	if len(routes) != 0 {
+		t.Fatalf("routes still advertised after the drain: %v", routes)
+	}
+}
