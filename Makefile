@@ -43,13 +43,14 @@ tools: $(BIN)/.tools
 vet:
 	$(GO) vet ./...
 
-# The pinned tools build beside the agent (their downloads overlap its compile). Test binaries
-# run four packages at a time: the long ones (test/lab, test/labtailnet) mostly wait on
-# namespaces and timers, so the short ones need not queue behind them.
+# The pinned tools build beside the agent (their downloads overlap its compile). The two long
+# end-to-end packages are named first so that go test builds and starts them first; four
+# packages run at a time, since the long ones mostly wait on namespaces and timers.
+LONG_TESTS := ./test/labtailnet/ ./test/lab/
 test: deps
 	$(MAKE) -j2 tools build
 	$(MAKE) vet
-	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -p 4 -timeout 40m ./...
+	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -p 4 -timeout 40m $(LONG_TESTS) ./...
 
 lab: deps tools build
 	$(BIN)/headnat-lab demo
