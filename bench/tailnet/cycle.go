@@ -153,12 +153,12 @@ func (c *config) cycle(ctx context.Context, l *lab.Lab, n int, planned bool) (cy
 	cy.From, cy.To = from.Name, to.Name
 	url := l.Sites[n%len(l.Sites)].ServiceURL()
 
-	col := &collector{}
+	col := &lab.Samples{}
 	tctx, stopTraffic := context.WithTimeout(ctx, trafficBound)
 	defer stopTraffic()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = l.AdminTraffic(tctx, url, c.interval, c.timeout, int(trafficBound/c.interval)+1, col.add)
+		_ = l.AdminTraffic(tctx, url, c.interval, c.timeout, int(trafficBound/c.interval)+1, col.Add)
 	})
 	defer wg.Wait()
 	if err := lab.Sleep(ctx, baseline+rand.N(jitter)); err != nil {
@@ -195,7 +195,7 @@ func (c *config) cycle(ctx context.Context, l *lab.Lab, n int, planned bool) (cy
 	}
 	cy.Fault = time.Since(fault)
 
-	ok, err := lab.Poll(ctx, recoverBound, 20*time.Millisecond, func() bool { return col.firstVia(to.Name, fault) >= 0 })
+	ok, err := lab.Poll(ctx, recoverBound, 20*time.Millisecond, func() bool { return col.FirstVia(to.Name, fault) >= 0 })
 	if err != nil {
 		return cy, err
 	}
@@ -207,10 +207,10 @@ func (c *config) cycle(ctx context.Context, l *lab.Lab, n int, planned bool) (cy
 	}
 	stopTraffic()
 	wg.Wait()
-	cy.Recovery = col.firstVia(to.Name, fault)
-	o := outageOf(col.since(fault.Add(-time.Second)))
-	cy.Requests, cy.Failed, cy.Gap = o.requests, o.failed, o.longest
-	if !o.recovered {
+	cy.Recovery = col.FirstVia(to.Name, fault)
+	o := lab.OutageOf(col.Since(fault.Add(-time.Second)))
+	cy.Requests, cy.Failed, cy.Gap = o.Requests, o.Failed, o.Longest
+	if !o.Recovered {
 		cy.Note += "; the admin's last request failed"
 	}
 
@@ -264,69 +264,4 @@ func whole(ctx context.Context, l *lab.Lab, timeout time.Duration) error {
 		err = fmt.Errorf("lab not whole again within %s: %s", timeout, last)
 	}
 	return err
-}
-
-// collector keeps the admin's samples.
-type collector struct {
-	mu sync.Mutex
-	s  []lab.Sample
-}
-
-func (c *collector) add(s lab.Sample) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.s = append(c.s, s)
-}
-
-// since returns the samples started at or after t, in start order.
-func (c *collector) since(t time.Time) []lab.Sample {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []lab.Sample
-	for _, s := range c.s {
-		if !s.Time.Before(t) {
-			out = append(out, s)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b lab.Sample) int { return a.Time.Compare(b.Time) })
-	return out
-}
-
-// firstVia is how long after t the first successful request through nat started, -1 if none.
-func (c *collector) firstVia(nat string, t time.Time) time.Duration {
-	for _, s := range c.since(t) {
-		if s.Err == nil && s.Via == nat {
-			return s.Time.Sub(t)
-		}
-	}
-	return -1
-}
-
-// outage is what a run of requests lost.
-type outage struct {
-	requests, failed int
-	longest          time.Duration // the longest run of failed requests (see cycle.Gap)
-	recovered        bool          // the last request succeeded
-}
-
-func outageOf(ss []lab.Sample) outage {
-	o := outage{requests: len(ss)}
-	var first time.Time
-	for _, s := range ss {
-		switch {
-		case s.Err != nil:
-			o.failed++
-			if first.IsZero() {
-				first = s.Time
-			}
-		case !first.IsZero():
-			o.longest = max(o.longest, s.Time.Sub(first))
-			first = time.Time{}
-		}
-	}
-	o.recovered = first.IsZero()
-	if !o.recovered {
-		o.longest = max(o.longest, ss[len(ss)-1].Time.Sub(first))
-	}
-	return o
 }

@@ -165,16 +165,16 @@ func TestDrainWithdrawsTailnetRoutesFirst(t *testing.T) {
 	other := l.Other(p)
 	url := l.Sites[0].ServiceURL()
 
-	col := &samples{}
+	col := &lab.Samples{}
 	tctx, stopTraffic := context.WithTimeout(ctx, 90*time.Second)
 	defer stopTraffic()
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = l.AdminTraffic(tctx, url, 100*time.Millisecond, 500*time.Millisecond, 900, col.add) })
+	wg.Go(func() { _ = l.AdminTraffic(tctx, url, 100*time.Millisecond, 500*time.Millisecond, 900, col.Add) })
 	defer wg.Wait()
 	if err := lab.Sleep(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n, failed := col.count(); failed > 0 || n == 0 {
+	if n, failed := col.Count(); failed > 0 || n == 0 {
 		t.Fatalf("before the drain: %d of %d admin requests failed", failed, n)
 	}
 
@@ -237,19 +237,19 @@ func TestDrainWithdrawsTailnetRoutesFirst(t *testing.T) {
 
 	// The admin's requests go through the other NAT; the blip is short.
 	ok, err = lab.Poll(ctx, 20*time.Second, 100*time.Millisecond, func() bool {
-		last := col.last(10)
+		last := col.Last(10)
 		return len(last) == 10 && !slices.ContainsFunc(last, func(s lab.Sample) bool { return s.Err != nil || s.Via != other.Name })
 	})
 	if err != nil || !ok {
-		t.Fatalf("the admin's last requests did not all go through nat-%s: %+v", other.Name, col.last(10))
+		t.Fatalf("the admin's last requests did not all go through nat-%s: %+v", other.Name, col.Last(10))
 	}
 	stopTraffic()
 	wg.Wait()
-	o := outageOf(col.since(sigterm.Add(-time.Second)))
+	o := lab.OutageOf(col.Since(sigterm.Add(-time.Second)))
 	t.Logf("admin -> %s every 100ms (500ms timeout) across the drain: %d of %d requests failed, longest gap %s; first answer through nat-%s %s after SIGTERM",
-		url, o.failed, o.requests, o.longest.Round(time.Millisecond), other.Name, col.firstVia(other.Name, sigterm).Round(time.Millisecond))
-	if o.longest > 5*time.Second {
-		t.Errorf("the admin lost access for %s across a planned drain, want at most a short blip (bound 5s)", o.longest)
+		url, o.Failed, o.Requests, o.Longest.Round(time.Millisecond), other.Name, col.FirstVia(other.Name, sigterm).Round(time.Millisecond))
+	if o.Longest > 5*time.Second {
+		t.Errorf("the admin lost access for %s across a planned drain, want at most a short blip (bound 5s)", o.Longest)
 	}
 }
 
@@ -514,86 +514,4 @@ func TestAdminReachesAgentsOverTailnet(t *testing.T) {
 		}
 		t.Logf("admin GET %s: nat-%s's /status (instance %s, healthy %v)", url, s.Name, st.Self.Instance, st.Self.Healthy)
 	}
-}
-
-// samples collects a traffic loop's samples.
-type samples struct {
-	mu sync.Mutex
-	s  []lab.Sample
-}
-
-func (c *samples) add(s lab.Sample) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.s = append(c.s, s)
-}
-
-func (c *samples) count() (n, failed int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.s {
-		if s.Err != nil {
-			failed++
-		}
-	}
-	return len(c.s), failed
-}
-
-// last returns the last n samples (fewer if there are not as many).
-func (c *samples) last(n int) []lab.Sample {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.s[max(0, len(c.s)-n):])
-}
-
-// since returns the samples started at or after t.
-func (c *samples) since(t time.Time) []lab.Sample {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []lab.Sample
-	for _, s := range c.s {
-		if !s.Time.Before(t) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// firstVia is how long after t the first successful request through nat started, -1 if none.
-func (c *samples) firstVia(nat string, t time.Time) time.Duration {
-	for _, s := range c.since(t) {
-		if s.Err == nil && s.Via == nat {
-			return s.Time.Sub(t)
-		}
-	}
-	return -1
-}
-
-// outage is what a run of requests lost.
-type outage struct {
-	requests, failed int
-	// longest: the longest run of failed requests, from the start of its first to the start
-	// of the first successful request after it (to the last request if none came).
-	longest time.Duration
-}
-
-func outageOf(ss []lab.Sample) outage {
-	o := outage{requests: len(ss)}
-	var first time.Time
-	for _, s := range ss {
-		switch {
-		case s.Err != nil:
-			o.failed++
-			if first.IsZero() {
-				first = s.Time
-			}
-		case !first.IsZero():
-			o.longest = max(o.longest, s.Time.Sub(first))
-			first = time.Time{}
-		}
-	}
-	if !first.IsZero() {
-		o.longest = max(o.longest, ss[len(ss)-1].Time.Sub(first))
-	}
-	return o
 }
