@@ -21,6 +21,15 @@ type Healthz struct {
 	Healthy  bool     `json:"healthy"`
 	Reasons  []string `json:"reasons,omitempty"` // why unhealthy (or "ok")
 	Draining bool     `json:"draining"`
+	// DrainReason says what started the drain (DrainSIGTERM, DrainSpot, ...: detail).
+	DrainReason string `json:"drain_reason,omitempty"`
+	// Lifecycle is where the instance is in its life: LifecycleLaunching, LifecycleInService,
+	// LifecycleDraining or LifecycleDrained.
+	Lifecycle string `json:"lifecycle,omitempty"`
+	// PublicIP is the instance's public egress address ("" when unknown); EIP is set when it
+	// comes from the cluster's Elastic IP pool.
+	PublicIP string `json:"public_ip,omitempty"`
+	EIP      *EIP   `json:"eip,omitempty"`
 	// Starting: the agent has not reached its first verdict on its own health since it
 	// started. Peers treat it as alive but not yet healthy, within their restart grace.
 	Starting   bool      `json:"starting,omitempty"`
@@ -43,6 +52,33 @@ type Tailnet struct {
 	Degraded   bool     `json:"degraded"`
 	Error      string   `json:"error,omitempty"`     // why degraded
 	Withdrawn  bool     `json:"withdrawn,omitempty"` // routes withdrawn for a drain
+}
+
+// Lifecycle stages (Healthz.Lifecycle).
+const (
+	LifecycleLaunching = "launching" // configuring; the launch hook is not completed yet
+	LifecycleInService = "in-service"
+	LifecycleDraining  = "draining" // handing its route tables over
+	LifecycleDrained   = "drained"  // holds nothing; waits for termination or `headnat undrain`
+)
+
+// What starts a drain (the first word of Healthz.DrainReason).
+const (
+	DrainSIGTERM       = "sigterm"
+	DrainSpot          = "spot-interruption"
+	DrainRebalance     = "rebalance-recommendation"
+	DrainTargetState   = "target-lifecycle-state"
+	DrainTerminateHook = "terminate-lifecycle-action"
+	DrainOperator      = "operator"
+)
+
+// EIP is the Elastic IP this instance holds from the cluster's pool.
+type EIP struct {
+	AllocationID  string `json:"allocation_id,omitempty"`
+	AssociationID string `json:"association_id,omitempty"`
+	PublicIP      string `json:"public_ip,omitempty"`
+	// Error says why the instance holds no pool address (e.g. the pool is empty).
+	Error string `json:"error,omitempty"`
 }
 
 // Paths a peer was last reached over (PeerStatus.Via).
@@ -69,6 +105,9 @@ type PeerStatus struct {
 	// "agent restarting: ...", ...); empty when healthy or dead.
 	PresumedAlive string    `json:"presumed_alive,omitempty"`
 	Draining      bool      `json:"draining"`
+	DrainReason   string    `json:"drain_reason,omitempty"`
+	Lifecycle     string    `json:"lifecycle,omitempty"`
+	PublicIP      string    `json:"public_ip,omitempty"`
 	LaunchTime    time.Time `json:"launch_time,omitzero"`
 }
 

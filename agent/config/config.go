@@ -46,9 +46,13 @@ type Config struct {
 	Egress           Egress        `yaml:"egress"`
 	Conntrack        Conntrack     `yaml:"conntrack"`
 	Tailnet          Tailnet       `yaml:"tailnet"`
-	AWS              AWS           `yaml:"aws"`
-	StatePath        string        `yaml:"state_path"`
-	DryRun           bool          `yaml:"dry_run"`
+	Lifecycle        Lifecycle     `yaml:"lifecycle"`
+	EIP              EIP           `yaml:"eip"`
+	// ControlSocket is the root-only unix socket `headnat drain` and `headnat undrain` use.
+	ControlSocket string `yaml:"control_socket"`
+	AWS           AWS    `yaml:"aws"`
+	StatePath     string `yaml:"state_path"`
+	DryRun        bool   `yaml:"dry_run"`
 }
 
 // Probe sets how often and how patiently peers and egress are checked.
@@ -164,6 +168,30 @@ type Tailnet struct {
 // Enabled reports whether a tailnet is configured.
 func (t Tailnet) Enabled() bool { return t.LoginServer != "" }
 
+// Lifecycle is the instance's life in its Auto Scaling group: the launch hook it completes once
+// it is a working NAT, and the events that start a drain.
+type Lifecycle struct {
+	Group         string `yaml:"group"`          // default: the instance's aws:autoscaling:groupName tag
+	LaunchHook    string `yaml:"launch_hook"`    // default: the group's only EC2_INSTANCE_LAUNCHING hook
+	TerminateHook string `yaml:"terminate_hook"` // default: the group's only EC2_INSTANCE_TERMINATING hook
+	// LaunchTimeout bounds the wait for readiness before the launch hook is completed with
+	// ABANDON; default: the launch hook's heartbeat timeout.
+	LaunchTimeout time.Duration `yaml:"launch_timeout"`
+	// HeartbeatInterval: how often a held hook is heartbeaten; default: a third of its
+	// heartbeat timeout.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	PollInterval      time.Duration `yaml:"poll_interval"`       // IMDS: spot notice, rebalance, target lifecycle state
+	GroupPollInterval time.Duration `yaml:"group_poll_interval"` // the group's view of this instance (pending terminate action)
+	DrainOnRebalance  bool          `yaml:"drain_on_rebalance"`
+}
+
+// EIP is the optional pool of Elastic IPs for stable egress addresses: with Pool on, the agent
+// associates a free address tagged headnat:cluster=<cluster> with its ENI at launch and
+// releases it after a drain.
+type EIP struct {
+	Pool bool `yaml:"pool"`
+}
+
 // AWS endpoints are empty on AWS; the lab points them at its simulator.
 type AWS struct {
 	Region              string `yaml:"region"`
@@ -185,9 +213,11 @@ func Default() Config {
 		// Worst-case detection of a dead peer is Fall*Interval + Timeout = 750ms, leaving about
 		// 250ms for the route write. Egress targets sit beyond the internet gateway, so they get
 		// a longer timeout: 3*500ms + 400ms = 1.9s.
-		Probe:     Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
-		Egress:    Egress{K: 1, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
-		StatePath: "/run/headnat/dataplane.json",
+		Probe:         Probe{Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 3, Fall: 3, RestartGrace: 10 * time.Second},
+		Egress:        Egress{K: 1, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond},
+		StatePath:     "/run/headnat/dataplane.json",
+		ControlSocket: "/run/headnat/control.sock",
+		Lifecycle:     Lifecycle{PollInterval: time.Second, GroupPollInterval: 10 * time.Second, DrainOnRebalance: true},
 		Tailnet: Tailnet{
 			Socket:    "/var/run/tailscale/tailscaled.sock",
 			Interface: "tailscale0",
@@ -353,6 +383,16 @@ func Keys() []Key {
 		num("tailnet.udp_port", "tailscaled's fixed UDP port (its --port)", func(c *Config) *int { return &c.Tailnet.UDPPort }),
 		boolean("tailnet.allow_vpc_direct", "let tailscaled reach other nodes over VPC-private addresses (then a VPC partition also cuts the tailnet health path)", func(c *Config) *bool { return &c.Tailnet.AllowVPCDirect }),
 		prefix("tailnet.cidr", "the tailnet's address range (forwarded to the VPC, admitted to the agent's port)", func(c *Config) *netip.Prefix { return &c.Tailnet.CIDR }),
+		str("lifecycle.group", "Auto Scaling group (default: the instance's aws:autoscaling:groupName tag)", func(c *Config) *string { return &c.Lifecycle.Group }),
+		str("lifecycle.launch_hook", "launch lifecycle hook to complete once ready (default: the group's only launching hook)", func(c *Config) *string { return &c.Lifecycle.LaunchHook }),
+		str("lifecycle.terminate_hook", "terminate lifecycle hook to complete after a drain (default: the group's only terminating hook)", func(c *Config) *string { return &c.Lifecycle.TerminateHook }),
+		dur("lifecycle.launch_timeout", "how long to wait for readiness before abandoning the launch (default: the launch hook's heartbeat timeout)", func(c *Config) *time.Duration { return &c.Lifecycle.LaunchTimeout }),
+		dur("lifecycle.heartbeat_interval", "how often a held lifecycle hook is heartbeaten (default: a third of its heartbeat timeout)", func(c *Config) *time.Duration { return &c.Lifecycle.HeartbeatInterval }),
+		dur("lifecycle.poll_interval", "how often IMDS is polled for spot notices, rebalance recommendations and the target lifecycle state", func(c *Config) *time.Duration { return &c.Lifecycle.PollInterval }),
+		dur("lifecycle.group_poll_interval", "how often the Auto Scaling group is asked for this instance's lifecycle state", func(c *Config) *time.Duration { return &c.Lifecycle.GroupPollInterval }),
+		boolean("lifecycle.drain_on_rebalance", "drain on an EC2 rebalance recommendation", func(c *Config) *bool { return &c.Lifecycle.DrainOnRebalance }),
+		boolean("eip.pool", "take a free Elastic IP tagged headnat:cluster=<cluster> at launch, release it after a drain", func(c *Config) *bool { return &c.EIP.Pool }),
+		str("control_socket", "root-only unix socket for `headnat drain` and `headnat undrain`", func(c *Config) *string { return &c.ControlSocket }),
 		str("aws.region", "AWS region (default: from IMDS)", func(c *Config) *string { return &c.AWS.Region }),
 		str("aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.EC2Endpoint }),
 		str("aws.autoscaling_endpoint", "Auto Scaling endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.AutoScalingEndpoint }),
@@ -544,6 +584,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Conntrack.Max < 0 {
 		bad("conntrack.max: must not be negative")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"lifecycle.launch_timeout", c.Lifecycle.LaunchTimeout}, {"lifecycle.heartbeat_interval", c.Lifecycle.HeartbeatInterval}} {
+		if d.v < 0 {
+			bad("%s: must not be negative", d.name)
+		}
+	}
+	if c.Lifecycle.PollInterval <= 0 || c.Lifecycle.GroupPollInterval <= 0 {
+		bad("lifecycle.poll_interval and lifecycle.group_poll_interval: must be positive")
+	}
+	if c.ControlSocket == "" || !strings.HasPrefix(c.ControlSocket, "/") {
+		bad("control_socket: %q is not an absolute path", c.ControlSocket)
 	}
 	return errors.Join(errs...)
 }
