@@ -73,6 +73,11 @@ type Deps struct {
 	Tailnet Tailnet
 	// TailnetAuthKey reads the pre-auth key; called only when tailscaled needs a login.
 	TailnetAuthKey func(context.Context) (string, error)
+
+	// Lifecycle reads spot notices, rebalance recommendations and the target lifecycle state
+	// from IMDS and the Auto Scaling group's view of this instance, and completes and
+	// heartbeats its lifecycle hooks (nil: only SIGTERM and operator drains).
+	Lifecycle LifecycleCloud
 }
 
 // Options are the run modes.
@@ -108,6 +113,9 @@ type Agent struct {
 	// cancels that Set and waits for it: a sync that saw "not withdrawn" cannot advertise the
 	// routes again after the withdraw.
 	tnSync sync.Mutex
+
+	life     *life
+	lifeStep sync.Mutex // serialises lifecycle steps
 
 	mu        sync.Mutex // guards view, owners, pending, decisions
 	view      *clusterView
@@ -195,5 +203,10 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 		a.tailnetIPs, a.view.tailnet = d.TailnetIPs, true
 	}
 	a.writer = newWriter(a.doWrite)
+	group := cfg.Lifecycle.Group
+	if group == "" {
+		group = res.Self.ASGName
+	}
+	a.life = newLife(d.Lifecycle, group, a.clock.Now())
 	return a, nil
 }

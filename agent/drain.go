@@ -1,28 +1,22 @@
 package agent
 
-import "context"
+import (
+	"context"
+	"time"
 
-// drain hands the routes over before exit: /healthz reports draining, peers take the tables,
-// and the agent waits until none targets it or drain_timeout passes.
-func (a *Agent) drain(ctx context.Context) {
-	a.mu.Lock()
-	held, anyPeer := a.view.Held(), a.view.AnyPeerCanTake()
-	a.mu.Unlock()
-	if !anyPeer {
-		if len(held) > 0 || a.tn != nil {
-			a.log.Warn("exiting without hand-over: no healthy peer to take the route tables or the tailnet routes", "tables", held)
-		}
-		return
-	}
-	// Tailnet routes first: headscale moves the primary to a peer at once, while this
-	// instance still forwards what the old primary's clients send it.
-	a.withdrawTailnet(ctx)
-	if len(held) == 0 {
-		return
-	}
-	a.self.SetDraining(true)
-	a.log.Info("draining: waiting for peers to take the route tables", "tables", held, "timeout", a.cfg.DrainTimeout)
+	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/agent/lifecycle"
+)
+
+// drainOnSignal hands the routes over before the process exits on SIGTERM: /healthz reports
+// draining, peers take the tables, and the lifecycle steps run until the plan says exit (at
+// the latest drain_timeout after the start, or at once when no peer can take the tables).
+func (a *Agent) drainOnSignal(ctx context.Context) {
 	start := a.clock.Now()
+	a.trigger(ctx, lifecycle.Trigger{Kind: api.DrainSIGTERM, Detail: "stopping", Since: start, Terminal: true})
+	if a.exiting() {
+		return
+	}
 	t := a.clock.NewTicker(2 * a.cfg.Probe.Interval)
 	defer t.Stop()
 	for {
@@ -32,16 +26,35 @@ func (a *Agent) drain(ctx context.Context) {
 		case <-t.C():
 		}
 		a.refresh(ctx)
-		a.mu.Lock()
-		held = a.view.Held()
-		a.mu.Unlock()
-		if len(held) == 0 {
-			a.log.Info("drained: no route table targets this instance")
+		a.lifecycleStep(ctx)
+		if a.exiting() {
 			return
 		}
-		if a.clock.Now().Sub(start) >= a.cfg.DrainTimeout {
-			a.log.Warn("drain deadline passed; exiting while still holding tables", "tables", held)
+		if a.clock.Now().Sub(start) >= a.cfg.DrainTimeout+stopMargin {
+			a.log.Warn("drain did not finish; exiting", "why", a.lifecycleWhy())
 			return
 		}
 	}
+}
+
+// stopMargin is how long a stop waits beyond drain_timeout for the last lifecycle actions.
+const stopMargin = 5 * time.Second
+
+func (a *Agent) exiting() bool {
+	select {
+	case <-a.life.exit:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *Agent) lifecycleWhy() string {
+	a.life.mu.Lock()
+	defer a.life.mu.Unlock()
+	p := a.life.plan
+	if p.Waiting != "" {
+		return p.Why + "; " + p.Waiting
+	}
+	return p.Why
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/server"
 )
@@ -62,6 +63,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		// hangs on headscale never holds up NAT or failover.
 		wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, a.syncTailnet) })
 	}
+	// The lifecycle is read once before the first tick: a launching instance must not take
+	// route tables before it knows it is launching.
+	a.pollLifecycle(ctx)
+	if p := a.lifecycleStep(ctx); p.Draining && len(p.Actions) == 0 && p.Stage == api.LifecycleDrained {
+		a.life.mu.Lock()
+		a.life.foundDrained = true
+		a.life.mu.Unlock()
+	}
+	wg.Go(func() {
+		a.every(loopCtx, a.cfg.Lifecycle.PollInterval, false, func(ctx context.Context) {
+			a.pollLifecycle(ctx)
+			a.lifecycleStep(ctx)
+		})
+	})
 	wg.Go(func() { a.every(loopCtx, a.cfg.Egress.Interval, true, a.checkSelf) })
 	wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, func(ctx context.Context) { a.refresh(ctx) }) })
 	tick := a.clock.NewTicker(a.cfg.Probe.Interval)
@@ -72,6 +87,9 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-a.life.exit:
+			a.log.Info("handed over; exiting", "why", a.lifecycleWhy())
+			return nil
 		case err := <-serveErr:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				runErr = fmt.Errorf("http server: %w", err)
@@ -82,7 +100,7 @@ loop:
 		}
 	}
 	if runErr == nil && !a.cfg.DryRun {
-		a.drain(loopCtx)
+		a.drainOnSignal(loopCtx)
 	}
 	return runErr
 }

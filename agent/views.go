@@ -12,17 +12,20 @@ func (a *Agent) healthz() api.Healthz {
 	a.mu.Lock()
 	held := a.view.Held()
 	a.mu.Unlock()
+	stage, why := a.lifecycleStatus()
 	return api.Healthz{
-		Instance:   a.res.Identity.InstanceID,
-		AZ:         a.res.Identity.AZ,
-		Healthy:    r.Healthy,
-		Reasons:    r.Reasons,
-		Draining:   r.Draining,
-		Starting:   !r.Decided && !r.Draining,
-		LaunchTime: a.res.Self.LaunchTime,
-		Tables:     held,
-		Version:    a.opts.Version,
-		Tailnet:    a.tailnetStatus(),
+		Lifecycle:   stage,
+		DrainReason: why,
+		Instance:    a.res.Identity.InstanceID,
+		AZ:          a.res.Identity.AZ,
+		Healthy:     r.Healthy,
+		Reasons:     r.Reasons,
+		Draining:    r.Draining,
+		Starting:    !r.Decided && !r.Draining,
+		LaunchTime:  a.res.Self.LaunchTime,
+		Tables:      held,
+		Version:     a.opts.Version,
+		Tailnet:     a.tailnetStatus(),
 	}
 }
 

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/smithy-go"
 )
 
 // LifecycleAction names one pending lifecycle action of this instance. Token is optional
@@ -67,6 +70,14 @@ func (c *Client) CompleteLifecycleAction(ctx context.Context, a LifecycleAction,
 		return fmt.Errorf("complete lifecycle action %s/%s for %s: %w", a.Group, a.Hook, a.InstanceID, err)
 	}
 	return nil
+}
+
+// NoActiveLifecycleAction reports whether err says the lifecycle action is no longer pending
+// (completed before, or timed out): completing it again has nothing left to do.
+func NoActiveLifecycleAction(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationError" &&
+		strings.Contains(ae.ErrorMessage(), "No active Lifecycle Action")
 }
 
 // RecordLifecycleActionHeartbeat extends the lifecycle action's timeout.
@@ -156,4 +167,99 @@ func optString(s string) *string {
 		return nil
 	}
 	return aws.String(s)
+}
+
+// GroupMembership is an instance as its Auto Scaling group sees it.
+type GroupMembership struct {
+	Group          string // "" when the instance is in no group
+	LifecycleState string // Pending:Wait, InService, Terminating:Wait, ...
+}
+
+// GroupInstance reads the instance's group and lifecycle state (DescribeAutoScalingInstances);
+// an instance in no group is no error: Group is empty.
+func (c *Client) GroupInstance(ctx context.Context, instanceID, reason string) (GroupMembership, error) {
+	if instanceID == "" {
+		return GroupMembership{}, errors.New("describe auto scaling instance: empty instance id")
+	}
+	var out *autoscaling.DescribeAutoScalingInstancesOutput
+	err := c.asgCall(ctx, call{op: "DescribeAutoScalingInstances", reason: reason, attrs: []any{"instance", instanceID}},
+		func(ctx context.Context) error {
+			var err error
+			out, err = c.asg.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{
+				InstanceIds: []string{instanceID},
+			}, c.asgOpt())
+			return err
+		})
+	if err != nil {
+		return GroupMembership{}, fmt.Errorf("describe auto scaling instance %s: %w", instanceID, err)
+	}
+	for _, i := range out.AutoScalingInstances {
+		if aws.ToString(i.InstanceId) != instanceID {
+			continue
+		}
+		m := GroupMembership{Group: aws.ToString(i.AutoScalingGroupName), LifecycleState: aws.ToString(i.LifecycleState)}
+		if m.Group == "" || m.LifecycleState == "" {
+			return GroupMembership{}, fmt.Errorf("describe auto scaling instance %s: %w", instanceID,
+				bad("DescribeAutoScalingInstances", "no group name or lifecycle state"))
+		}
+		return m, nil
+	}
+	return GroupMembership{}, nil
+}
+
+// Lifecycle transitions of a hook.
+const (
+	TransitionLaunching   = "autoscaling:EC2_INSTANCE_LAUNCHING"
+	TransitionTerminating = "autoscaling:EC2_INSTANCE_TERMINATING"
+)
+
+// LifecycleHook is one lifecycle hook of a group.
+type LifecycleHook struct {
+	Group, Name      string
+	Transition       string // TransitionLaunching or TransitionTerminating
+	HeartbeatTimeout time.Duration
+	GlobalTimeout    time.Duration
+	DefaultResult    string
+}
+
+// LifecycleHooks lists a group's lifecycle hooks, sorted by name.
+func (c *Client) LifecycleHooks(ctx context.Context, group, reason string) ([]LifecycleHook, error) {
+	if group == "" {
+		return nil, errors.New("describe lifecycle hooks: empty group name")
+	}
+	var out *autoscaling.DescribeLifecycleHooksOutput
+	err := c.asgCall(ctx, call{op: "DescribeLifecycleHooks", reason: reason, attrs: []any{"group", group}},
+		func(ctx context.Context) error {
+			var err error
+			out, err = c.asg.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{
+				AutoScalingGroupName: aws.String(group),
+			}, c.asgOpt())
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("describe lifecycle hooks of %s: %w", group, err)
+	}
+	var hooks []LifecycleHook
+	for _, h := range out.LifecycleHooks {
+		lh := LifecycleHook{
+			Group: group, Name: aws.ToString(h.LifecycleHookName), Transition: aws.ToString(h.LifecycleTransition),
+			HeartbeatTimeout: time.Duration(aws.ToInt32(h.HeartbeatTimeout)) * time.Second,
+			GlobalTimeout:    time.Duration(aws.ToInt32(h.GlobalTimeout)) * time.Second,
+			DefaultResult:    aws.ToString(h.DefaultResult),
+		}
+		if lh.Name == "" || (lh.Transition != TransitionLaunching && lh.Transition != TransitionTerminating) {
+			// Hooks for other transitions (warm pools) are not the agent's.
+			if lh.Name == "" {
+				return nil, fmt.Errorf("describe lifecycle hooks of %s: %w", group, bad("DescribeLifecycleHooks", "hook without a name"))
+			}
+			continue
+		}
+		if lh.HeartbeatTimeout <= 0 {
+			return nil, fmt.Errorf("describe lifecycle hooks of %s: %w", group,
+				bad("DescribeLifecycleHooks", "hook %s has heartbeat timeout %d", lh.Name, aws.ToInt32(h.HeartbeatTimeout)))
+		}
+		hooks = append(hooks, lh)
+	}
+	sort.Slice(hooks, func(i, j int) bool { return hooks[i].Name < hooks[j].Name })
+	return hooks, nil
 }

@@ -133,6 +133,9 @@ func (s PeerState) Status() api.PeerStatus {
 		Via:              s.Via,
 		TailnetReachable: s.TailnetReachable,
 		Draining:         s.Draining,
+		DrainReason:      s.Answer.DrainReason,
+		Lifecycle:        s.Answer.Lifecycle,
+		PublicIP:         s.Answer.PublicIP,
 		LaunchTime:       s.Peer.LaunchTime,
 	}
 	if s.Peer.IP.IsValid() {

@@ -21,7 +21,8 @@ func (f VerifierFunc) Verify(ctx context.Context) ([]string, error) { return f(c
 
 // SelfResult is the outcome of one Self.Check.
 type SelfResult struct {
-	Healthy  bool      // after rise/fall, and false while draining
+	Healthy  bool      // after rise/fall, and false while draining or held
+	Passing  bool      // the rise/fall verdict alone, draining and holds aside
 	Decided  bool      // rise/fall reached a verdict since the start (false: starting)
 	Changed  bool      // Healthy changed with this check
 	Since    time.Time // when the current rise/fall verdict began
@@ -42,6 +43,7 @@ type Self struct {
 	mu       sync.Mutex
 	rf       *RiseFall
 	draining bool
+	hold     string // why the instance is kept out of service ("" none)
 	last     SelfResult
 }
 
@@ -79,6 +81,27 @@ func (s *Self) SetDraining(d bool) {
 	if len(s.last.Reasons) == 0 {
 		s.last.Reasons = []string{"not checked since draining ended"}
 	}
+}
+
+// SetHold keeps the instance unhealthy for peers, whatever its checks say, with the reason
+// shown (a launch not completed yet); "" lifts the hold. Passing still reports the checks.
+func (s *Self) SetHold(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold == reason {
+		return
+	}
+	old := s.hold
+	s.hold = reason
+	rs := slices.DeleteFunc(slices.Clone(s.last.Reasons), func(r string) bool { return r == old && old != "" })
+	if reason != "" {
+		s.last.Healthy = false
+		rs = append([]string{reason}, rs...)
+	}
+	if len(rs) == 0 {
+		rs = []string{"not checked since the hold ended"}
+	}
+	s.last.Reasons = rs
 }
 
 // Draining reports the draining flag.
@@ -125,7 +148,8 @@ func (s *Self) Check(ctx context.Context, now time.Time) SelfResult {
 	defer s.mu.Unlock()
 	healthy, changed := s.rf.Observe(len(failures) == 0, now)
 	r := SelfResult{
-		Healthy:  healthy && !s.draining,
+		Healthy:  healthy && !s.draining && s.hold == "",
+		Passing:  healthy,
 		Changed:  changed,
 		Decided:  s.rf.Decided(),
 		Since:    s.rf.Since(),
@@ -135,6 +159,9 @@ func (s *Self) Check(ctx context.Context, now time.Time) SelfResult {
 	}
 	if s.draining {
 		r.Reasons = append(r.Reasons, "draining")
+	}
+	if s.hold != "" {
+		r.Reasons = append(r.Reasons, s.hold)
 	}
 	r.Reasons = append(r.Reasons, failures...)
 	if len(failures) == 0 && !healthy {
