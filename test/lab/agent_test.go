@@ -5,6 +5,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,23 +81,32 @@ func TestRestartGraceExpires(t *testing.T) {
 func TestStatusCommand(t *testing.T) {
 	l := sharedLab(t)
 	a := l.MustSite("a")
-	out := a.NAT.MustRun(t, l.bin, "status", "--addr", "127.0.0.1:7070")
-	for _, want := range []string{"cluster ", "ROUTE TABLE", "healthy"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("status output lacks %q:\n%s", want, out)
-		}
-	}
-	for _, s := range l.Sites {
-		var line string
-		for _, ln := range strings.Split(out, "\n") {
-			if strings.HasPrefix(ln, s.RouteTable) {
-				line = ln
+	// The agent's view of a table lags the VPC by up to one refresh.
+	var out, problem string
+	for range 20 {
+		out, problem = a.NAT.MustRun(t, l.bin, "status", "--addr", "127.0.0.1:7070"), ""
+		for _, want := range []string{"cluster ", "ROUTE TABLE", "healthy"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("status output lacks %q:\n%s", want, out)
 			}
 		}
-		if !strings.Contains(line, s.InstanceID) || !strings.Contains(line, "active") {
-			t.Fatalf("table %s should be served by %s:\n%s", s.RouteTable, s.InstanceID, out)
+		for _, s := range l.Sites {
+			var line string
+			for _, ln := range strings.Split(out, "\n") {
+				if strings.HasPrefix(ln, s.RouteTable) {
+					line = ln
+				}
+			}
+			if !strings.Contains(line, s.InstanceID) || !strings.Contains(line, "active") {
+				problem = fmt.Sprintf("table %s should be served by %s", s.RouteTable, s.InstanceID)
+			}
 		}
+		if problem == "" {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
+	t.Fatalf("%s:\n%s", problem, out)
 }
 
 // SIGTERM hands the routes over before the agent exits: it reports draining, the peer takes
