@@ -19,6 +19,7 @@ const (
 var asgOps = map[string]op{
 	"DescribeAutoScalingGroups":      {false, (*Sim).describeAutoScalingGroups},
 	"DescribeAutoScalingInstances":   {false, (*Sim).describeAutoScalingInstances},
+	"DescribeLifecycleHooks":         {false, (*Sim).describeLifecycleHooks},
 	"CompleteLifecycleAction":        {true, (*Sim).completeLifecycleAction},
 	"RecordLifecycleActionHeartbeat": {true, (*Sim).recordLifecycleActionHeartbeat},
 }
@@ -135,13 +136,29 @@ func (s *Sim) StartLifecycleAction(groupName, instanceID, hookName string) (stri
 		if h.transition == TransitionLaunching {
 			m.lifecycle = LifecyclePendingWait
 		}
-		now := s.opts.Now()
-		token = s.uuid()
-		st.actions[token] = &lifecycleAction{token: token, group: groupName, hook: hookName, instance: instanceID,
-			transition: h.transition, started: now, deadline: now.Add(h.timeout)}
+		token = s.startAction(st, g, h, instanceID)
 		return nil
 	})
 	return token, err
+}
+
+// startAction records a new lifecycle action of hook h for a member and returns its token.
+// Callers hold s.mu.
+func (s *Sim) startAction(st *state, g *group, h *hook, instanceID string) string {
+	now := s.opts.Now()
+	token := s.uuid()
+	st.actions[token] = &lifecycleAction{token: token, group: g.name, hook: h.name, instance: instanceID,
+		transition: h.transition, started: now, deadline: now.Add(h.timeout), global: now.Add(globalTimeout(h.timeout))}
+	return token
+}
+
+// maxGlobalTimeout caps a lifecycle action's global timeout, as AutoScaling does (48 hours).
+const maxGlobalTimeout = 48 * time.Hour
+
+// globalTimeout is how long an action may wait in all, heartbeats included: 100 times the
+// heartbeat timeout, at most 48 hours.
+func globalTimeout(heartbeat time.Duration) time.Duration {
+	return min(100*heartbeat, maxGlobalTimeout)
 }
 
 // LifecycleAction returns a lifecycle action by token.
@@ -153,7 +170,7 @@ func (s *Sim) LifecycleAction(token string) (LifecycleActionView, bool) {
 		return LifecycleActionView{}, false
 	}
 	return LifecycleActionView{Token: a.token, Group: a.group, Hook: a.hook, InstanceID: a.instance,
-		Transition: a.transition, Started: a.started, Deadline: a.deadline, Heartbeats: a.heartbeats,
+		Transition: a.transition, Started: a.started, Deadline: a.deadline, GlobalDeadline: a.global, Heartbeats: a.heartbeats,
 		Completed: a.done, Result: a.result, TimedOut: a.timedOut}, true
 }
 
@@ -171,8 +188,8 @@ func (s *Sim) GroupInstanceState(groupName, instanceID string) string {
 }
 
 // ExpireLifecycleActions applies the default result of every pending lifecycle action whose
-// heartbeat deadline has passed (by Options.Now), as AutoScaling does on its own, and returns how
-// many it finished. Call it from a ticker to model heartbeat timeouts.
+// heartbeat deadline or global timeout has passed (by Options.Now), as AutoScaling does on its
+// own, and returns how many it finished. Call it from a ticker to model the timeouts.
 func (s *Sim) ExpireLifecycleActions() (int, error) {
 	n := 0
 	err := s.event("expire lifecycle actions", func(st *state) *apiError {
@@ -180,7 +197,7 @@ func (s *Sim) ExpireLifecycleActions() (int, error) {
 		now := s.opts.Now()
 		for _, token := range sortedKeys(st.actions) {
 			a := st.actions[token]
-			if a.done || now.Before(a.deadline) {
+			if a.done || now.Before(a.deadline) && now.Before(a.global) {
 				continue
 			}
 			g := st.groups[a.group]
@@ -299,7 +316,11 @@ func (s *Sim) recordLifecycleActionHeartbeat(f form) ([]any, *apiError) {
 		}
 		h := st.groups[a.group].hook(a.hook)
 		a.heartbeats++
+		// A heartbeat extends the wait, but never past the global timeout.
 		a.deadline = s.opts.Now().Add(h.timeout)
+		if a.deadline.After(a.global) {
+			a.deadline = a.global
+		}
 		return nil
 	}, false)
 }
@@ -483,4 +504,94 @@ func health(state string) string {
 		return "Healthy"
 	}
 	return "Unhealthy"
+}
+
+// LaunchIntoGroup launches an instance into a group while the Sim runs, as a scale-out or an
+// instance refresh does: the instance (tagged aws:autoscaling:groupName) becomes a member in
+// Pending:Wait with a launch lifecycle action started when the group has an
+// EC2_INSTANCE_LAUNCHING hook (its token is returned), otherwise InService. The group's
+// desired capacity (and max size) grow to fit. The Sink is notified (the new ENI's
+// source/dest check is on unless spec says otherwise).
+func (s *Sim) LaunchIntoGroup(groupName string, spec InstanceSpec) (instanceID, eniID, token string, err error) {
+	err = s.event("launch into "+groupName, func(st *state) *apiError {
+		g := st.groups[groupName]
+		if g == nil {
+			return validationError("Group %s not found", groupName)
+		}
+		spec.Tags = copyTags(spec.Tags)
+		spec.Tags["aws:autoscaling:groupName"] = groupName
+		var ierr error
+		instanceID, eniID, ierr = s.newInstance(st, spec)
+		if ierr != nil {
+			return validationError("%v", ierr)
+		}
+		m := member{instance: instanceID, lifecycle: LifecycleInService}
+		h := g.launchHook()
+		if h != nil {
+			m.lifecycle = LifecyclePendingWait
+		}
+		g.members = append(g.members, m)
+		g.desired = max(g.desired, int32(len(g.members)))
+		g.max = max(g.max, g.desired)
+		if h != nil {
+			token = s.startAction(st, g, h, instanceID)
+		}
+		return nil
+	})
+	return instanceID, eniID, token, err
+}
+
+// launchHook returns the group's first EC2_INSTANCE_LAUNCHING hook, nil if it has none.
+func (g *group) launchHook() *hook {
+	for i := range g.hooks {
+		if g.hooks[i].transition == TransitionLaunching {
+			return &g.hooks[i]
+		}
+	}
+	return nil
+}
+
+// ---- DescribeLifecycleHooks
+
+type aHook struct {
+	LifecycleHookName    string
+	AutoScalingGroupName string
+	LifecycleTransition  string
+	HeartbeatTimeout     int32
+	GlobalTimeout        int32
+	DefaultResult        string
+}
+
+type aHooks struct {
+	XMLName xml.Name `xml:"LifecycleHooks"`
+	Items   []aHook  `xml:"member"`
+}
+
+// describeLifecycleHooks lists a group's hooks in creation order, or those named; unknown
+// names are ignored, as AutoScaling does.
+func (s *Sim) describeLifecycleHooks(f form) ([]any, *apiError) {
+	if aerr := notNull(f, "AutoScalingGroupName"); aerr != nil {
+		return nil, aerr
+	}
+	names := f.list("LifecycleHookNames.member")
+	if len(names) > 50 {
+		return nil, validationError("1 validation error detected: Value at 'lifecycleHookNames' failed to satisfy constraint: Member must have length less than or equal to 50")
+	}
+	gname := f.get("AutoScalingGroupName")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.readState().groups[gname]
+	if g == nil {
+		return nil, validationError("Group %s not found", gname)
+	}
+	out := aHooks{Items: []aHook{}}
+	for _, h := range g.hooks {
+		if len(names) > 0 && !slices.Contains(names, h.name) {
+			continue
+		}
+		out.Items = append(out.Items, aHook{LifecycleHookName: h.name, AutoScalingGroupName: g.name,
+			LifecycleTransition: h.transition, HeartbeatTimeout: int32(h.timeout / time.Second),
+			GlobalTimeout: int32(globalTimeout(h.timeout) / time.Second), DefaultResult: h.defaultResult})
+	}
+	return []any{out}, nil
 }

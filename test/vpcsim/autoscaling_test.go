@@ -217,3 +217,177 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+func TestDescribeLifecycleHooks(t *testing.T) {
+	f := newFixture(t, Options{})
+	c := ctx(t)
+	f.sim.AddAutoScalingGroup(GroupSpec{Name: "web", Hooks: []HookSpec{
+		{Name: "boot", Transition: TransitionLaunching, HeartbeatTimeout: 10 * time.Minute, DefaultResult: ResultContinue},
+		{Name: "bye", HeartbeatTimeout: 1000 * time.Hour},
+	}})
+
+	out, err := f.asg.DescribeLifecycleHooks(c, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String("web")})
+	mustOK(t, err)
+	if len(out.LifecycleHooks) != 2 {
+		t.Fatalf("want 2 hooks, got %+v", out.LifecycleHooks)
+	}
+	boot, bye := out.LifecycleHooks[0], out.LifecycleHooks[1]
+	if aws.ToString(boot.LifecycleHookName) != "boot" || aws.ToString(boot.AutoScalingGroupName) != "web" ||
+		aws.ToString(boot.LifecycleTransition) != TransitionLaunching || aws.ToInt32(boot.HeartbeatTimeout) != 600 ||
+		aws.ToInt32(boot.GlobalTimeout) != 60000 || aws.ToString(boot.DefaultResult) != ResultContinue {
+		t.Fatalf("launch hook: %+v", boot)
+	}
+	// The global timeout is 100 heartbeat timeouts, at most 48 hours.
+	if aws.ToString(bye.LifecycleTransition) != TransitionTerminating || aws.ToInt32(bye.HeartbeatTimeout) != 3600000 ||
+		aws.ToInt32(bye.GlobalTimeout) != 172800 || aws.ToString(bye.DefaultResult) != ResultAbandon {
+		t.Fatalf("terminate hook: %+v", bye)
+	}
+
+	out, err = f.asg.DescribeLifecycleHooks(c, &autoscaling.DescribeLifecycleHooksInput{
+		AutoScalingGroupName: aws.String("web"), LifecycleHookNames: []string{"bye", "nope"}})
+	mustOK(t, err)
+	if len(out.LifecycleHooks) != 1 || aws.ToString(out.LifecycleHooks[0].LifecycleHookName) != "bye" {
+		t.Fatalf("by name: %+v", out.LifecycleHooks)
+	}
+	_, err = f.asg.DescribeLifecycleHooks(c, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: aws.String("nope")})
+	wantCode(t, err, "ValidationError")
+}
+
+func launchFixture(t *testing.T, opts Options) *fixture {
+	t.Helper()
+	f := newFixture(t, opts)
+	f.sim.AddAutoScalingGroup(GroupSpec{Name: "web", MaxSize: 1, Hooks: []HookSpec{
+		{Name: "boot", Transition: TransitionLaunching, HeartbeatTimeout: time.Minute},
+		{Name: "bye", HeartbeatTimeout: time.Minute},
+	}})
+	return f
+}
+
+func TestLaunchIntoGroup(t *testing.T) {
+	sink := &recSink{}
+	f := launchFixture(t, Options{Sink: sink})
+	c := ctx(t)
+
+	id, eni, token, err := f.sim.LaunchIntoGroup("web", InstanceSpec{SubnetID: f.pubA, PrivateIP: "198.18.0.20",
+		Tags: map[string]string{"Name": "web-1"}})
+	mustOK(t, err)
+	if token == "" || f.sim.GroupInstanceState("web", id) != LifecyclePendingWait {
+		t.Fatalf("want Pending:Wait with a token, got %q %q", f.sim.GroupInstanceState("web", id), token)
+	}
+	iv, _ := f.sim.Instance(id)
+	if iv.ENI != eni || iv.State != StateRunning || iv.Tags["aws:autoscaling:groupName"] != "web" || iv.Tags["Name"] != "web-1" {
+		t.Fatalf("instance: %+v", iv)
+	}
+	if got, want := sink.take(), []string{"sdc " + eni + " 198.18.0.20 true"}; !equal(got, want) {
+		t.Fatalf("sink: got %q, want %q", got, want)
+	}
+	gs, err := f.asg.DescribeAutoScalingGroups(c, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"web"}})
+	mustOK(t, err)
+	g := gs.AutoScalingGroups[0]
+	if lc := lifecycleOf(g); lc[id] != astypes.LifecycleStatePendingWait || aws.ToInt32(g.DesiredCapacity) != 1 {
+		t.Fatalf("group: %v desired %d", lc, aws.ToInt32(g.DesiredCapacity))
+	}
+	// A terminate action cannot start while the launch waits.
+	if _, err := f.sim.StartLifecycleAction("web", id, "bye"); err == nil {
+		t.Fatal("terminate action started during the launch action")
+	}
+	_, err = f.asg.CompleteLifecycleAction(c, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("web"),
+		LifecycleHookName: aws.String("boot"), LifecycleActionResult: aws.String("CONTINUE"), InstanceId: &id})
+	mustOK(t, err)
+	if st := f.sim.GroupInstanceState("web", id); st != LifecycleInService {
+		t.Fatalf("after CONTINUE: %q", st)
+	}
+
+	// A second launch outgrows MaxSize 1; ABANDON terminates it.
+	id2, _, token2, err := f.sim.LaunchIntoGroup("web", InstanceSpec{SubnetID: f.pubB})
+	mustOK(t, err)
+	_, err = f.asg.CompleteLifecycleAction(c, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("web"),
+		LifecycleHookName: aws.String("boot"), LifecycleActionResult: aws.String("ABANDON"), LifecycleActionToken: &token2})
+	mustOK(t, err)
+	if iv, _ := f.sim.Instance(id2); iv.State != StateTerminated || f.sim.GroupInstanceState("web", id2) != "" {
+		t.Fatalf("after ABANDON: %s, member %q", iv.State, f.sim.GroupInstanceState("web", id2))
+	}
+	gs, err = f.asg.DescribeAutoScalingGroups(c, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"web"}})
+	mustOK(t, err)
+	if g := gs.AutoScalingGroups[0]; aws.ToInt32(g.MaxSize) != 2 || aws.ToInt32(g.DesiredCapacity) != 2 {
+		t.Fatalf("max %d desired %d, want 2 and 2", aws.ToInt32(g.MaxSize), aws.ToInt32(g.DesiredCapacity))
+	}
+
+	// Without a launch hook the instance is InService at once.
+	id3, _, token3, err := f.sim.LaunchIntoGroup("nat", InstanceSpec{SubnetID: f.pubA})
+	mustOK(t, err)
+	if token3 != "" || f.sim.GroupInstanceState("nat", id3) != LifecycleInService {
+		t.Fatalf("no hook: %q %q", token3, f.sim.GroupInstanceState("nat", id3))
+	}
+	if _, _, _, err := f.sim.LaunchIntoGroup("nope", InstanceSpec{SubnetID: f.pubA}); err == nil {
+		t.Fatal("launch into an unknown group accepted")
+	}
+	if _, _, _, err := f.sim.LaunchIntoGroup("web", InstanceSpec{SubnetID: f.pubA, PrivateIP: "198.18.0.20"}); err == nil {
+		t.Fatal("launch with a used private IP accepted")
+	}
+}
+
+func TestLaunchTimeout(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	f := launchFixture(t, Options{Now: clock})
+
+	id, _, token, err := f.sim.LaunchIntoGroup("web", InstanceSpec{SubnetID: f.pubA})
+	mustOK(t, err)
+	advance(time.Minute)
+	if n, err := f.sim.ExpireLifecycleActions(); err != nil || n != 1 {
+		t.Fatalf("want the launch action expired, got %d %v", n, err)
+	}
+	v, _ := f.sim.LifecycleAction(token)
+	if !v.TimedOut || v.Result != ResultAbandon {
+		t.Fatalf("launch action: %+v", v)
+	}
+	if iv, _ := f.sim.Instance(id); iv.State != StateTerminated {
+		t.Fatalf("abandoned launch: state %s", iv.State)
+	}
+}
+
+// Heartbeats extend an action's deadline, but not past its global timeout: 100 heartbeat
+// timeouts.
+func TestLifecycleGlobalTimeout(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	f := launchFixture(t, Options{Now: clock})
+	c := ctx(t)
+	id, _, _, err := f.sim.LaunchIntoGroup("web", InstanceSpec{SubnetID: f.pubA})
+	mustOK(t, err)
+	_, err = f.asg.CompleteLifecycleAction(c, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("web"),
+		LifecycleHookName: aws.String("boot"), LifecycleActionResult: aws.String("CONTINUE"), InstanceId: &id})
+	mustOK(t, err)
+	token, err := f.sim.StartLifecycleAction("web", id, "bye")
+	mustOK(t, err)
+	start := now
+	heartbeat := func() error {
+		_, err := f.asg.RecordLifecycleActionHeartbeat(c, &autoscaling.RecordLifecycleActionHeartbeatInput{
+			AutoScalingGroupName: aws.String("web"), LifecycleHookName: aws.String("bye"), InstanceId: &id})
+		return err
+	}
+	// 119 heartbeats 50s apart: the last one at 99m10s would extend the wait to 100m10s.
+	for i := range 119 {
+		advance(50 * time.Second)
+		mustOK(t, heartbeat())
+		if n, _ := f.sim.ExpireLifecycleActions(); n != 0 {
+			t.Fatalf("expired after heartbeat %d", i+1)
+		}
+	}
+	v, _ := f.sim.LifecycleAction(token)
+	if want := start.Add(100 * time.Minute); !v.GlobalDeadline.Equal(want) || !v.Deadline.Equal(want) {
+		t.Fatalf("deadline %s, global %s, want both %s", v.Deadline, v.GlobalDeadline, want)
+	}
+	advance(start.Add(100 * time.Minute).Sub(now))
+	if n, err := f.sim.ExpireLifecycleActions(); err != nil || n != 1 {
+		t.Fatalf("want expired at the global timeout, got %d %v", n, err)
+	}
+	if v, _ := f.sim.LifecycleAction(token); !v.TimedOut || v.Result != ResultAbandon {
+		t.Fatalf("after global timeout: %+v", v)
+	}
+}

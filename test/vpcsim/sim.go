@@ -12,8 +12,10 @@
 // Seeding methods (AddVPC, AddSubnet, ...) are setup code: like regexp.MustCompile they panic on
 // invalid input. They do not notify the Sink: call Sync (or SetSink) once seeding is done.
 // Methods that model events while the lab runs (SetInstanceState, SetRoute, AssociateAddress,
-// StartLifecycleAction, ExpireLifecycleActions) return errors and notify the Sink like API calls
-// do.
+// LaunchIntoGroup, StartLifecycleAction, ExpireLifecycleActions) return errors and notify the
+// Sink like API calls do. Lifecycle actions model both of AutoScaling's timeouts: the heartbeat
+// timeout, which RecordLifecycleActionHeartbeat restarts, and the global timeout (100 heartbeat
+// timeouts, at most 48 hours), which nothing extends.
 package vpcsim
 
 import (
@@ -173,10 +175,13 @@ type HookSpec struct {
 type LifecycleActionView struct {
 	Token, Group, Hook, InstanceID, Transition string
 	Started, Deadline                          time.Time
-	Heartbeats                                 int
-	Completed                                  bool
-	Result                                     string // CONTINUE or ABANDON once completed
-	TimedOut                                   bool   // completed by ExpireLifecycleActions
+	// GlobalDeadline is Started plus the global timeout (100 heartbeat timeouts, at most 48
+	// hours): no heartbeat extends Deadline past it.
+	GlobalDeadline time.Time
+	Heartbeats     int
+	Completed      bool
+	Result         string // CONTINUE or ABANDON once completed
+	TimedOut       bool   // completed by ExpireLifecycleActions
 }
 
 // New returns an empty Sim.
@@ -342,35 +347,32 @@ func (s *Sim) Associate(rtbID, subnetID string) string {
 func (s *Sim) AddInstance(spec InstanceSpec) (instanceID, eniID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sn := s.st.subnets[spec.SubnetID]
+	in, n, err := s.newInstance(s.st, spec)
+	if err != nil {
+		panic("vpcsim: AddInstance: " + err.Error())
+	}
+	return in, n
+}
+
+// newInstance adds an instance and its primary ENI to st. Callers hold s.mu.
+func (s *Sim) newInstance(st *state, spec InstanceSpec) (instanceID, eniID string, err error) {
+	sn := st.subnets[spec.SubnetID]
 	if sn == nil {
-		panic(fmt.Sprintf("vpcsim: AddInstance: unknown subnet %q", spec.SubnetID))
+		return "", "", fmt.Errorf("unknown subnet %q", spec.SubnetID)
 	}
 	if spec.AZ != "" && spec.AZ != sn.az {
-		panic(fmt.Sprintf("vpcsim: AddInstance: AZ %q but subnet %s is in %s", spec.AZ, sn.id, sn.az))
+		return "", "", fmt.Errorf("AZ %q but subnet %s is in %s", spec.AZ, sn.id, sn.az)
 	}
 	initial := spec.State
 	if initial == "" {
 		initial = StateRunning
 	}
 	if _, ok := stateCodes[initial]; !ok || initial == StateTerminated {
-		panic(fmt.Sprintf("vpcsim: AddInstance: invalid state %q", spec.State))
+		return "", "", fmt.Errorf("invalid state %q", spec.State)
 	}
-	var ip netip.Addr
-	if spec.PrivateIP != "" {
-		a, err := netip.ParseAddr(spec.PrivateIP)
-		if err != nil || !sn.cidr.Contains(a) {
-			panic(fmt.Sprintf("vpcsim: AddInstance: private IP %q is not in subnet %s (%s)", spec.PrivateIP, sn.id, sn.cidr))
-		}
-		if n := s.st.eniByIP(a); n != nil {
-			panic(fmt.Sprintf("vpcsim: AddInstance: private IP %s already used by %s", a, n.id))
-		}
-		ip = a
-	} else {
-		ip = s.st.freeIP(sn)
-		if !ip.IsValid() {
-			panic(fmt.Sprintf("vpcsim: AddInstance: subnet %s is full", sn.id))
-		}
+	ip, err := pickIP(st, sn, spec.PrivateIP)
+	if err != nil {
+		return "", "", err
 	}
 	launch := spec.LaunchTime
 	if launch.IsZero() {
@@ -391,9 +393,28 @@ func (s *Sim) AddInstance(spec InstanceSpec) (instanceID, eniID string) {
 		tags: tags{}, seq: s.nextSeq(), mac: s.mac(),
 	}
 	in.eni = n.id
-	s.st.instances[in.id] = in
-	s.st.enis[n.id] = n
-	return in.id, n.id
+	st.instances[in.id] = in
+	st.enis[n.id] = n
+	return in.id, n.id, nil
+}
+
+// pickIP checks a requested private IP, or picks the subnet's next free one.
+func pickIP(st *state, sn *subnet, want string) (netip.Addr, error) {
+	if want == "" {
+		ip := st.freeIP(sn)
+		if !ip.IsValid() {
+			return netip.Addr{}, fmt.Errorf("subnet %s is full", sn.id)
+		}
+		return ip, nil
+	}
+	a, err := netip.ParseAddr(want)
+	if err != nil || !sn.cidr.Contains(a) {
+		return netip.Addr{}, fmt.Errorf("private IP %q is not in subnet %s (%s)", want, sn.id, sn.cidr)
+	}
+	if n := st.eniByIP(a); n != nil {
+		return netip.Addr{}, fmt.Errorf("private IP %s already used by %s", a, n.id)
+	}
+	return a, nil
 }
 
 func (s *Sim) mac() string {

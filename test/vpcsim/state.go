@@ -101,6 +101,7 @@ type group struct {
 type lifecycleAction struct {
 	token, group, hook, instance, transition string
 	started, deadline                        time.Time
+	global                                   time.Time // started + the global timeout
 	heartbeats                               int
 	done, timedOut                           bool
 	result                                   string
