@@ -136,3 +136,56 @@ func (f FixedIdentity) SourceDestCheckOff(ctx context.Context) error {
 func (f FixedIdentity) PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error {
 	return f.Client.PointRoute(ctx, tableID, eniID, reason, create)
 }
+
+// FixedIMDS is a LifecycleCloud whose IMDS answers (spot notice, rebalance recommendation,
+// target lifecycle state) are set by the test; every Auto Scaling call goes to Client (the
+// real client, against vpcsim in tests).
+type FixedIMDS struct {
+	Client *cloud.Client
+
+	mu        sync.Mutex
+	spot      *cloud.SpotNotice
+	rebalance time.Time
+	target    string
+}
+
+// Set replaces the IMDS answers; a nil spot, zero rebalance or empty target is "none".
+func (f *FixedIMDS) Set(spot *cloud.SpotNotice, rebalance time.Time, target string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.spot, f.rebalance, f.target = spot, rebalance, target
+}
+
+func (f *FixedIMDS) SpotInterruption(context.Context) (*cloud.SpotNotice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.spot, nil
+}
+
+func (f *FixedIMDS) RebalanceRecommendation(context.Context) (time.Time, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rebalance, !f.rebalance.IsZero(), nil
+}
+
+func (f *FixedIMDS) TargetLifecycleState(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.target, nil
+}
+
+func (f *FixedIMDS) GroupInstance(ctx context.Context, id, reason string) (cloud.GroupMembership, error) {
+	return f.Client.GroupInstance(ctx, id, reason)
+}
+
+func (f *FixedIMDS) LifecycleHooks(ctx context.Context, group, reason string) ([]cloud.LifecycleHook, error) {
+	return f.Client.LifecycleHooks(ctx, group, reason)
+}
+
+func (f *FixedIMDS) CompleteLifecycleAction(ctx context.Context, a cloud.LifecycleAction, result, reason string) error {
+	return f.Client.CompleteLifecycleAction(ctx, a, result, reason)
+}
+
+func (f *FixedIMDS) RecordLifecycleActionHeartbeat(ctx context.Context, a cloud.LifecycleAction, reason string) error {
+	return f.Client.RecordLifecycleActionHeartbeat(ctx, a, reason)
+}

@@ -288,7 +288,12 @@ func (a *Agent) observe() lifecycle.Observation {
 		HeartbeatInterval: a.cfg.Lifecycle.HeartbeatInterval, LastHeartbeat: l.lastHeartbeat,
 		EIPHeld: a.eipHeld(),
 	}
-	o.Ready = lifecycle.Readiness{Passing: self.Passing, Reasons: self.Reasons}
+	o.Ready = lifecycle.Readiness{Passing: self.Passing}
+	for _, r := range self.Reasons {
+		if r != l.plan.Why && r != "draining" {
+			o.Ready.Reasons = append(o.Ready.Reasons, r)
+		}
+	}
 	if a.tn != nil && !a.cfg.DryRun {
 		a.tnMu.Lock()
 		st := a.tnState
@@ -331,8 +336,10 @@ func (a *Agent) applyPlan(p lifecycle.Plan) {
 	l.mu.Lock()
 	prev := l.plan
 	l.plan = p
-	logWait := p.Waiting != l.loggedWaiting
-	l.loggedWaiting = p.Waiting
+	// Logged when what it waits for changes, not each time the details (probe errors) do.
+	key, _, _ := strings.Cut(p.Waiting, "(")
+	logWait := key != l.loggedWaiting
+	l.loggedWaiting = key
 	l.mu.Unlock()
 	a.self.SetDraining(p.Draining)
 	hold := ""
