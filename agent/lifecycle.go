@@ -98,9 +98,6 @@ func (a *Agent) OperatorDrain(ctx context.Context, note string) (already bool, w
 		why = a.life.triggers[0].String()
 	}
 	a.life.mu.Unlock()
-	if note == "" {
-		note = "headnat drain"
-	}
 	a.trigger(ctx, lifecycle.Trigger{Kind: api.DrainOperator, Detail: note, Since: a.clock.Now()})
 	return already, why
 }

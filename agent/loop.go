@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/agent/control"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/server"
 )
@@ -48,8 +49,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.writer.Wait()
 		wg.Wait()
 	}()
-	serveErr := make(chan error, 1)
+	ctl, err := control.Listen(a.cfg.ControlSocket)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	serveErr := make(chan error, 2)
 	wg.Go(func() { serveErr <- srv.Serve(loopCtx, ln) })
+	wg.Go(func() {
+		if err := control.New(controlAgent{a: a, ctx: loopCtx}, a.log).Serve(loopCtx, ctl); err != nil {
+			serveErr <- fmt.Errorf("control socket: %w", err)
+		}
+	})
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}

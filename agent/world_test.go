@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -135,6 +136,7 @@ func (w *world) buildWith(name string, mod func(*config.Config), o Options, tail
 	cfg.Listen = "127.0.0.1:0"
 	cfg.FailbackAfter = 30 * time.Second
 	cfg.Egress.Targets = []string{"tcp://203.0.113.1:80"}
+	cfg.ControlSocket = filepath.Join(t.TempDir(), "control.sock")
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -452,6 +452,7 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),
 		"HEADNAT_EGRESS_TARGETS=" + EchoURL(),
 		"HEADNAT_STATE_PATH=" + l.AgentStatePath(s.Name),
+		"HEADNAT_CONTROL_SOCKET=" + filepath.Join(l.dir, "agent-"+s.Name, "control.sock"),
 		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
 		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
 	}
