@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,8 +201,8 @@ func TestAddressesListsTheClusterPool(t *testing.T) {
 	if pool[0] > pool[1] {
 		want[0], want[1] = want[1], want[0]
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("pool\n got %+v\nwant %+v", got, want)
+	if !slices.Equal(got, want) {
+		t.Errorf("pool\n got %#v\nwant %#v", got, want)
 	}
 	if _, err := c.Addresses(context.Background(), "", "test"); err == nil {
 		t.Error("listed the pool of an empty cluster name")

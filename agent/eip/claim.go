@@ -85,7 +85,7 @@ func tryCandidates(ctx context.Context, pool Pool, cands []Address, instanceID, 
 		case errors.Is(err, ErrTaken):
 			log.Info("EIP pool: another instance took the address first; trying the next", addrAttrs(c, "error", err)...)
 		default:
-			return Address{}, fmt.Errorf("associate %s with %s: %w", c, eni, err)
+			return Address{}, fmt.Errorf("associate %s with %s: %w", c.name(), eni, err)
 		}
 	}
 	return Address{}, fmt.Errorf("every candidate: %w", ErrTaken)
@@ -100,7 +100,7 @@ func Release(ctx context.Context, pool Pool, addr Address) error {
 	}
 	err := pool.DisassociateAddress(ctx, addr.AssociationID, "EIP pool: release my address after the drain")
 	if err != nil && !errors.Is(err, ErrNotAssociated) {
-		return fmt.Errorf("release Elastic IP %s (association %s): %w", addr, addr.AssociationID, err)
+		return fmt.Errorf("release Elastic IP %s (association %s): %w", addr.name(), addr.AssociationID, err)
 	}
 	return nil
 }

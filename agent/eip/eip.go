@@ -26,7 +26,8 @@ type Address struct {
 // Associated reports whether the address is associated with anything.
 func (a Address) Associated() bool { return a.AssociationID != "" }
 
-func (a Address) String() string {
+// name is the allocation id and public IP, for reasons and errors.
+func (a Address) name() string {
 	if a.PublicIP == "" {
 		return a.AllocationID
 	}
@@ -108,9 +109,9 @@ func Decide(instanceID, eni string, pool []Address) Decision {
 }
 
 func keepReason(mine []Address, eni string) string {
-	r := fmt.Sprintf("%s is already associated with my ENI %s", mine[0], eni)
+	r := fmt.Sprintf("%s is already associated with my ENI %s", mine[0].name(), eni)
 	if len(mine) > 1 {
-		r += fmt.Sprintf(" (%d more on it: %s)", len(mine)-1, names(mine[1:], Address.String))
+		r += fmt.Sprintf(" (%d more on it: %s)", len(mine)-1, names(mine[1:], Address.name))
 	}
 	return r
 }
