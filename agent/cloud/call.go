@@ -57,8 +57,11 @@ func (c *Client) attemptMiddleware(expected func(error) bool) func(*middleware.S
 	}
 }
 
-func (c *Client) ec2Opt() func(*ec2.Options) {
-	return func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(nil)) }
+func (c *Client) ec2Opt() func(*ec2.Options) { return c.ec2OptExpecting(nil) }
+
+// ec2OptExpecting does not report the attempts that fail with an expected answer.
+func (c *Client) ec2OptExpecting(expected func(error) bool) func(*ec2.Options) {
+	return func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(expected)) }
 }
 
 func (c *Client) asgOpt() func(*autoscaling.Options) {

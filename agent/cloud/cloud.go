@@ -1,6 +1,7 @@
 // Package cloud is the agent's view of AWS: its own identity from IMDSv2, the cluster's
 // instances and managed route tables from EC2, the writes that point routes at this
-// instance, the Auto Scaling lifecycle calls, and secrets from SSM Parameter Store.
+// instance, the cluster's pool of Elastic IPs, the Auto Scaling lifecycle calls, and secrets
+// from SSM Parameter Store.
 //
 // Every call has its own timeout, is logged with its reason, is retried on throttling and
 // 5xx with a short jittered backoff, and reports each failed attempt to an Observer.
@@ -37,6 +38,9 @@ type EC2API interface {
 	ModifyNetworkInterfaceAttribute(ctx context.Context, in *ec2.ModifyNetworkInterfaceAttributeInput, optFns ...func(*ec2.Options)) (*ec2.ModifyNetworkInterfaceAttributeOutput, error)
 	ReplaceRoute(ctx context.Context, in *ec2.ReplaceRouteInput, optFns ...func(*ec2.Options)) (*ec2.ReplaceRouteOutput, error)
 	CreateRoute(ctx context.Context, in *ec2.CreateRouteInput, optFns ...func(*ec2.Options)) (*ec2.CreateRouteOutput, error)
+	DescribeAddresses(ctx context.Context, in *ec2.DescribeAddressesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error)
+	AssociateAddress(ctx context.Context, in *ec2.AssociateAddressInput, optFns ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error)
+	DisassociateAddress(ctx context.Context, in *ec2.DisassociateAddressInput, optFns ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error)
 }
 
 // ASGAPI is the part of *autoscaling.Client the agent uses.

@@ -1,9 +1,9 @@
 package failover
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
+
+	"github.com/headnat/headnat/agent/rendezvous"
 )
 
 // PreferredOwner is the best-ranked healthy, non-draining instance for t, and why. When a
@@ -68,17 +68,10 @@ func outranks(t Table, a, b Instance) bool {
 		}
 		return a.ID < b.ID
 	}
-	if wa, wb := weight(t.ID, a.ID), weight(t.ID, b.ID); wa != wb {
+	if wa, wb := rendezvous.Weight(t.ID, a.ID), rendezvous.Weight(t.ID, b.ID); wa != wb {
 		return wa > wb
 	}
 	return a.ID < b.ID
-}
-
-// weight is the rendezvous (highest-random-weight) hash of a table and an instance: stable
-// across agents, versions and platforms.
-func weight(tableID, instanceID string) uint64 {
-	sum := sha256.Sum256([]byte(tableID + "\x00" + instanceID))
-	return binary.BigEndian.Uint64(sum[:8])
 }
 
 func rankReason(t Table, best Instance, instances []Instance) string {
