@@ -16,6 +16,7 @@ import (
 	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
 	"github.com/headnat/headnat/agent/dataplane"
+	"github.com/headnat/headnat/agent/eip"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/health"
 	"github.com/headnat/headnat/agent/server"
@@ -28,6 +29,7 @@ type Cloud interface {
 	DescribeSelf(ctx context.Context, instanceID string) (cloud.Self, error)
 	Discover(ctx context.Context, cluster, reason string) (cloud.Cluster, error)
 	SourceDestCheckOff(ctx context.Context) error
+	PublicIPv4(ctx context.Context) (string, error)
 	PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error
 }
 
@@ -78,6 +80,9 @@ type Deps struct {
 	// from IMDS and the Auto Scaling group's view of this instance, and completes and
 	// heartbeats its lifecycle hooks (nil: only SIGTERM and operator drains).
 	Lifecycle LifecycleCloud
+
+	// EIPPool is the cluster's Elastic IP pool; required with eip.pool.
+	EIPPool eip.Pool
 }
 
 // Options are the run modes.
@@ -114,6 +119,7 @@ type Agent struct {
 	// routes again after the withdraw.
 	tnSync sync.Mutex
 
+	eip      eipState
 	life     *life
 	lifeStep sync.Mutex // serialises lifecycle steps
 
@@ -208,5 +214,11 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 		group = res.Self.ASGName
 	}
 	a.life = newLife(d.Lifecycle, group, a.clock.Now())
+	if cfg.EIP.Pool {
+		if d.EIPPool == nil {
+			return nil, fmt.Errorf("agent: eip.pool needs Deps.EIPPool")
+		}
+		a.eip.pool = d.EIPPool
+	}
 	return a, nil
 }

@@ -133,6 +133,8 @@ func (f FixedIdentity) SourceDestCheckOff(ctx context.Context) error {
 	return f.Client.DisableSourceDestCheck(ctx, f.ID.ENI)
 }
 
+func (f FixedIdentity) PublicIPv4(context.Context) (string, error) { return "", nil }
+
 func (f FixedIdentity) PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error {
 	return f.Client.PointRoute(ctx, tableID, eniID, reason, create)
 }

@@ -316,3 +316,67 @@ func TestOperatorDrainAndUndrain(t *testing.T) {
 	cancel()
 	_ = w.waitRun(a, done)
 }
+
+// With eip.pool the instance takes a free pool address before it serves, shows it on /healthz,
+// and releases it once its tables have moved in a terminate drain.
+func TestEIPPoolClaimedAndReleased(t *testing.T) {
+	w := lifecycleWorld(t, "a", "b")
+	taken := w.sim.AddAddress("203.0.113.50")
+	if _, err := w.sim.AssociateAddress(taken, w.nats["b"].eni); err != nil {
+		t.Fatal(err)
+	}
+	free := w.sim.AddAddress("203.0.113.51")
+	other := w.sim.AddAddress("203.0.113.52") // not in the pool: untagged
+	for _, id := range []string{taken, free} {
+		if err := w.sim.Tag(id, map[string]string{cloud.TagCluster: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imds := &FixedIMDS{}
+	a, err := w.buildWith("a", func(c *config.Config) { c.EIP.Pool = true }, Options{}, false, func(d *Deps) {
+		imds.Client = d.Cloud.(FixedIdentity).Client
+		d.Lifecycle, d.EIPPool = imds, imds.Client
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := runAgent(ctx, a)
+	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
+		t.Fatalf("agent a not settled: %+v", a.healthz())
+	}
+	hz := a.healthz()
+	if hz.EIP == nil || hz.EIP.AllocationID != free || hz.PublicIP != "203.0.113.51" {
+		t.Fatalf("healthz EIP %+v public %q, want %s (203.0.113.51)", hz.EIP, hz.PublicIP, free)
+	}
+	if v, _ := w.sim.Address(free); v.ENI != w.nats["a"].eni {
+		t.Fatalf("pool address %+v not on a's ENI", v)
+	}
+	if v, _ := w.sim.Address(other); v.AssociationID != "" {
+		t.Fatalf("an address outside the pool was associated: %+v", v)
+	}
+	token, err := w.sim.StartLifecycleAction(testGroup, w.nats["a"].id, testDrainHook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.drive(a, 10*time.Second, func() bool { return a.healthz().Draining }) {
+		t.Fatal("not draining")
+	}
+	if v, _ := w.sim.Address(free); v.AssociationID == "" {
+		t.Fatal("pool address released while table a still targets the instance")
+	}
+	if err := w.sim.SetRoute(w.tables["a"], "0.0.0.0/0", w.nats["b"].eni); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.waitRun(a, done); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.sim.Address(free); v.AssociationID != "" {
+		t.Fatalf("pool address still associated after the drain: %+v", v)
+	}
+	if v := w.action(token); !v.Completed || v.Result != vpcsim.ResultContinue {
+		t.Fatalf("terminate action %+v", v)
+	}
+}

@@ -89,6 +89,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { a.every(loopCtx, a.cfg.Egress.Interval, true, a.checkSelf) })
 	wg.Go(func() { a.every(loopCtx, a.cfg.Refresh, true, func(ctx context.Context) { a.refresh(ctx) }) })
+	if a.eip.pool != nil && !a.cfg.DryRun {
+		wg.Go(func() { a.every(loopCtx, 5*a.cfg.Refresh, false, a.retryEIP) })
+	}
 	tick := a.clock.NewTicker(a.cfg.Probe.Interval)
 	defer tick.Stop()
 	var runErr error
@@ -130,6 +133,16 @@ func (a *Agent) prepare(ctx context.Context) error {
 		return fmt.Errorf("turn source/dest check off: %w", err)
 	}
 	a.log.Info("source/dest check off", "eni", a.res.Identity.ENI)
+	// The pool address is taken before the instance serves: changing it later breaks the
+	// connections going through it.
+	a.claimEIP(ctx)
+	if ip, err := a.cl.PublicIPv4(ctx); err != nil {
+		a.log.Warn("public IPv4 from IMDS", "err", err)
+	} else {
+		a.eip.mu.Lock()
+		a.eip.public = ip
+		a.eip.mu.Unlock()
+	}
 	return nil
 }
 

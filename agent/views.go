@@ -13,7 +13,10 @@ func (a *Agent) healthz() api.Healthz {
 	held := a.view.Held()
 	a.mu.Unlock()
 	stage, why := a.lifecycleStatus()
+	public, pool := a.eipStatus()
 	return api.Healthz{
+		PublicIP:    public,
+		EIP:         pool,
 		Lifecycle:   stage,
 		DrainReason: why,
 		Instance:    a.res.Identity.InstanceID,

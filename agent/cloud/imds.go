@@ -236,3 +236,18 @@ func (c *Client) TargetLifecycleState(ctx context.Context) (string, error) {
 	}
 	return s, err
 }
+
+// PublicIPv4 reads the instance's public IPv4 address: "" when it has none (404).
+func (c *Client) PublicIPv4(ctx context.Context) (string, error) {
+	s, err := c.metadata(ctx, "public-ipv4", "public address")
+	if isNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if a, perr := netip.ParseAddr(s); perr != nil || !a.Is4() {
+		return "", bad("imds public-ipv4", "%q is not an IPv4 address", s)
+	}
+	return s, nil
+}

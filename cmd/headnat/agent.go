@@ -82,7 +82,7 @@ func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.
 	if err != nil {
 		return err
 	}
-	deps := agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log, Lifecycle: cl}
+	deps := agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log, Lifecycle: cl, EIPPool: cl}
 	if cfg.Tailnet.Enabled() {
 		deps.Tailnet = tailnet.New(tailnet.NewLocalClient(cfg.Tailnet.Socket), log)
 		deps.TailnetAuthKey = authKeySource(cfg.Tailnet, cl)
