@@ -79,6 +79,7 @@ func (a *Agent) trigger(ctx context.Context, t lifecycle.Trigger) {
 	a.life.mu.Unlock()
 	if added {
 		a.log.Warn("drain requested", "by", t.Kind, "detail", t.Detail)
+		a.metrics.DrainStarted(t.Kind)
 	}
 	a.lifecycleStep(ctx)
 }
@@ -339,6 +340,7 @@ func (a *Agent) applyPlan(p lifecycle.Plan) {
 	l.loggedWaiting = key
 	l.mu.Unlock()
 	a.self.SetDraining(p.Draining)
+	a.metrics.SetLifecycle(p.Stage, p.NoPeer)
 	hold := ""
 	if !p.InService && !p.Draining {
 		hold = p.Why

@@ -44,6 +44,9 @@ type Metrics struct {
 	tailnetApproved prometheus.Gauge
 	tailnetPrimary  prometheus.Gauge
 	tailnetBackend  *prometheus.GaugeVec
+	stage           *prometheus.GaugeVec
+	drains          *prometheus.CounterVec
+	drainBlocked    prometheus.Gauge
 	lastMove        atomic.Int64 // unix nanoseconds; 0: never
 	lastRound       atomic.Int64 // unix nanoseconds of the latest peer probe round; 0: none yet
 }
@@ -111,6 +114,18 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		Name: "headnat_tailnet_backend_state",
 		Help: "tailscaled's backend state (1 for the current state).",
 	}, []string{"state"})
+	m.stage = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "headnat_lifecycle_stage",
+		Help: "The instance's lifecycle stage: launching, in-service, draining or drained (1 for the current one).",
+	}, []string{"stage"})
+	m.drains = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "headnat_drains_total",
+		Help: "Drains started, by what started them (sigterm, spot-interruption, operator, ...).",
+	}, []string{"reason"})
+	m.drainBlocked = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "headnat_drain_blocked",
+		Help: "1 while a drain cannot hand the route tables over because no peer is healthy.",
+	})
 	sinceMove := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "headnat_seconds_since_last_route_move",
 		Help: "Seconds since this agent last moved a route; -1 if it never did.",
@@ -128,6 +143,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	m.reg.MustRegister(m.probeUp, m.probeFailures, m.routeWrites, m.failovers, m.apiErrors,
 		m.findings, m.healthy, m.probeRounds, m.probeGaps, sinceMove, build,
 		m.tailnetUp, m.tailnetDegraded, m.tailnetApproved, m.tailnetPrimary, m.tailnetBackend,
+		m.stage, m.drains, m.drainBlocked,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -253,4 +269,26 @@ func (m *Metrics) SetTailnet(t *api.Tailnet) {
 	m.tailnetPrimary.Set(float64(len(t.Primary)))
 	m.tailnetBackend.Reset()
 	m.tailnetBackend.WithLabelValues(t.Backend).Set(1)
+}
+
+// SetLifecycle records the lifecycle stage and whether a drain is blocked for want of a peer.
+func (m *Metrics) SetLifecycle(stage string, blocked bool) {
+	if m == nil {
+		return
+	}
+	m.stage.Reset()
+	m.stage.WithLabelValues(stage).Set(1)
+	if blocked {
+		m.drainBlocked.Set(1)
+	} else {
+		m.drainBlocked.Set(0)
+	}
+}
+
+// DrainStarted counts a drain by the kind of its first trigger.
+func (m *Metrics) DrainStarted(reason string) {
+	if m == nil {
+		return
+	}
+	m.drains.WithLabelValues(reason).Inc()
 }

@@ -228,6 +228,8 @@ func TestMetrics(t *testing.T) {
 	m.RouteWrite("take-over", "ok")
 	m.RouteWrite("fail-back", "error")
 	m.Failover()
+	m.SetLifecycle("draining", true)
+	m.DrainStarted("operator")
 	m.RouteMoved(t0.Add(-5 * time.Second))
 	m.APIError("ReplaceRoute", "RequestLimitExceeded")
 	m.Findings(2)
@@ -289,6 +291,23 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, `state="NeedsLogin"`) {
 		t.Error("an old backend state is still exported")
+	}
+
+	m.SetLifecycle("in-service", false)
+	m.DrainStarted("spot-interruption")
+	m.SetLifecycle("draining", true)
+	text = metrics()
+	for _, l := range []string{
+		`headnat_lifecycle_stage{stage="draining"} 1`,
+		`headnat_drains_total{reason="spot-interruption"} 1`,
+		"headnat_drain_blocked 1",
+	} {
+		if !hasLine(text, l) {
+			t.Errorf("lifecycle metrics lack %q", l)
+		}
+	}
+	if strings.Contains(text, `stage="in-service"`) {
+		t.Error("an old lifecycle stage is still exported")
 	}
 }
 
