@@ -53,6 +53,26 @@ func (a *Agent) claimEIP(ctx context.Context) {
 	e.addr, e.err = addr, ""
 }
 
+// publicAddress takes the pool address, unless the instance is already draining (restarted
+// while it terminates), before the instance serves: changing it later breaks the connections
+// going through it. Then it reads the public IPv4 from IMDS.
+func (a *Agent) publicAddress(ctx context.Context) {
+	if a.cfg.DryRun {
+		return
+	}
+	if !a.self.Draining() {
+		a.claimEIP(ctx)
+	}
+	ip, err := a.cl.PublicIPv4(ctx)
+	if err != nil {
+		a.log.Warn("public IPv4 from IMDS", "err", err)
+		return
+	}
+	a.eip.mu.Lock()
+	a.eip.public = ip
+	a.eip.mu.Unlock()
+}
+
 // retryEIP claims a pool address for an instance that has none, while it serves nothing.
 func (a *Agent) retryEIP(ctx context.Context) {
 	a.mu.Lock()

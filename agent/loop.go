@@ -81,6 +81,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.life.foundDrained = true
 		a.life.mu.Unlock()
 	}
+	a.publicAddress(ctx)
 	wg.Go(func() {
 		a.every(loopCtx, a.cfg.Lifecycle.PollInterval, false, func(ctx context.Context) {
 			a.pollLifecycle(ctx)
@@ -133,16 +134,6 @@ func (a *Agent) prepare(ctx context.Context) error {
 		return fmt.Errorf("turn source/dest check off: %w", err)
 	}
 	a.log.Info("source/dest check off", "eni", a.res.Identity.ENI)
-	// The pool address is taken before the instance serves: changing it later breaks the
-	// connections going through it.
-	a.claimEIP(ctx)
-	if ip, err := a.cl.PublicIPv4(ctx); err != nil {
-		a.log.Warn("public IPv4 from IMDS", "err", err)
-	} else {
-		a.eip.mu.Lock()
-		a.eip.public = ip
-		a.eip.mu.Unlock()
-	}
 	return nil
 }
 
