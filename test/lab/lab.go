@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,6 +71,9 @@ type Options struct {
 	// tuning.batch_change_delay and tuning.node_store_batch_timeout (see
 	// tailnetlab.HeadscaleOptions); zero: the lab's defaults, DefaultHeadscale*.
 	HeadscaleBatchChangeDelay, HeadscaleNodeStoreBatchTimeout time.Duration
+	// LaunchHookTimeout is the heartbeat timeout of the ASG's launch hook (LaunchHook);
+	// default DefaultLaunchHookTimeout.
+	LaunchHookTimeout time.Duration
 }
 
 // The lab's headscale tuning (Options.Headscale*), what docs/ADMIN.md recommends: headscale's
@@ -90,9 +95,8 @@ type Lab struct {
 
 	Inet, Router *netns.NS
 	Admin        *netns.NS // the tailnet's admin node; nil without Options.Tailnet
-	Sites        []*Site   // the first NAT of every AZ, one per AZ: a, b
-	NATs         []*Site   // every NAT instance, AZ by AZ: a, a2, b
 	Sim          *vpcsim.Sim
+	sink         *lateSink
 
 	nss     []*netns.NS
 	servers []*http.Server
@@ -107,6 +111,17 @@ type Lab struct {
 	moves    []Move
 	requests []APIRequest
 	closed   bool
+
+	// The NAT instances (nats.go): live ones, AZ by AZ, and terminated ones, oldest first.
+	// Launch and TerminateNow replace these slices and never change a published Site.
+	nats, gone []*Site
+	natSeq     map[string]int        // per AZ: how many NATs the AZ has had, for unique names
+	eipAlloc   map[string]string     // EIP -> its allocation in the simulator, reused by Launch
+	launches   map[string]string     // NAT name -> its launch lifecycle action token
+	imdsEvents map[string]imdsEvents // NAT name -> the events its IMDS mock serves
+	dying      map[string]bool       // NATs TerminateNow is removing
+	lifeMu     sync.Mutex            // serialises Launch and TerminateNow
+	imdsMu     sync.Mutex            // serialises IMDS mock restarts
 
 	decisions    []api.Decision
 	seenDecision map[string]bool
@@ -161,6 +176,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.HeadscaleBatchChangeDelay == 0 {
 		opts.HeadscaleBatchChangeDelay = DefaultHeadscaleBatchChangeDelay
 	}
+	if opts.LaunchHookTimeout == 0 {
+		opts.LaunchHookTimeout = DefaultLaunchHookTimeout
+	}
 	if opts.HeadscaleNodeStoreBatchTimeout == 0 {
 		opts.HeadscaleNodeStoreBatchTimeout = DefaultHeadscaleNodeStoreBatchTimeout
 	}
@@ -194,15 +212,18 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l = &Lab{
 		opts: opts, log: log, dir: opts.StateDir,
 		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
-		agents:  map[string]*agentSlot{},
-		imds:    map[string]*proc{},
+		agents:   map[string]*agentSlot{},
+		imds:     map[string]*proc{},
+		eipAlloc: map[string]string{}, launches: map[string]string{}, imdsEvents: map[string]imdsEvents{},
+		dying:   map[string]bool{},
 		closing: make(chan struct{}),
 		state: &State{
 			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},
 			Created: time.Now().UTC(),
 		},
 	}
-	l.Sites, l.NATs = newSites(counts)
+	l.nats = newSites(counts)
+	l.natSeq = maps.Clone(counts)
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -226,7 +247,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.startServices(); err != nil {
 		return l, fmt.Errorf("private hosts' services: %w", err)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.startIMDS(ctx, s); err != nil {
 			return l, fmt.Errorf("imds %s: %w", s.Name, err)
 		}
@@ -240,7 +261,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.NoAgents {
 		return l, nil
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.StartAgent(s.Name); err != nil {
 			return l, err
 		}
@@ -271,46 +292,6 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 // Dir is the lab's state directory (state file, logs).
 func (l *Lab) Dir() string { return l.dir }
 
-// Site returns the NAT instance named name: "a", "b", "a2", ... ("nat-a2" works too; "a1" and
-// "us-east-1a" name an AZ's first NAT).
-func (l *Lab) Site(name string) (*Site, error) {
-	n := strings.TrimPrefix(name, "nat-")
-	for _, s := range l.NATs {
-		if s.Name == n || s.Index == 1 && (s.Zone == n || s.AZ+"1" == n) {
-			return s, nil
-		}
-	}
-	return nil, fmt.Errorf("no NAT instance %q in the lab (have %s)", name, strings.Join(l.NATNames(), ", "))
-}
-
-// NATNames lists the NAT instances' names: a, a2, b.
-func (l *Lab) NATNames() []string {
-	var names []string
-	for _, s := range l.NATs {
-		names = append(names, s.Name)
-	}
-	return names
-}
-
-// MustSite is Site for names known to be valid.
-func (l *Lab) MustSite(name string) *Site {
-	s, err := l.Site(name)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
-
-// Other returns the first NAT of the other AZ of a two-AZ lab.
-func (l *Lab) Other(s *Site) *Site {
-	for _, o := range l.Sites {
-		if o.AZ != s.AZ {
-			return o
-		}
-	}
-	return nil
-}
-
 // WaitMove waits up to timeout until the simulator has recorded a write pointing table's
 // default route at nat at or after since, and returns the first one. A route read from the
 // simulator (Target) can show a write a moment before its record is added.
@@ -329,25 +310,6 @@ func (l *Lab) WaitMove(ctx context.Context, table, nat string, since time.Time, 
 		err = fmt.Errorf("no move of %s to nat-%s recorded within %s: %+v", table, nat, timeout, l.MovesSince(since))
 	}
 	return found, err
-}
-
-// siteByENI maps an ENI to its NAT instance (nil if none).
-func (l *Lab) siteByENI(eni string) *Site {
-	for _, s := range l.NATs {
-		if s.ENI == eni {
-			return s
-		}
-	}
-	return nil
-}
-
-func (l *Lab) siteByTable(rtb string) *Site {
-	for _, s := range l.Sites {
-		if s.RouteTable == rtb {
-			return s
-		}
-	}
-	return nil
 }
 
 // startEcho serves the "internet" echo server on EchoAddr:80 inside inet: every request is
@@ -385,7 +347,10 @@ func (l *Lab) serve(ln net.Listener, h http.Handler) {
 // startIMDS starts the site's ec2-metadata-mock on 169.254.169.254:80 in its NAT namespace and
 // waits until it answers an IMDSv2 token request.
 func (l *Lab) startIMDS(ctx context.Context, s *Site) error {
-	b, err := imdsConfig(s, s.VPCID)
+	l.mu.Lock()
+	ev := l.imdsEvents[s.Name]
+	l.mu.Unlock()
+	b, err := imdsConfig(s, ev)
 	if err != nil {
 		return err
 	}
@@ -452,6 +417,7 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),
 		"HEADNAT_EGRESS_TARGETS=" + EchoURL(),
 		"HEADNAT_STATE_PATH=" + l.AgentStatePath(s.Name),
+		"HEADNAT_CONTROL_SOCKET=" + l.ControlSocket(s.Name),
 		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
 		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
 	}
@@ -469,7 +435,7 @@ func (l *Lab) RunAgentOnce(ctx context.Context, site string, timeout time.Durati
 
 // RunAgent is RunAgentOnce with extra command-line arguments (e.g. --once, --dry-run).
 func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, args []string, extraEnv ...string) (int, string, error) {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return 0, "", err
 	}
@@ -490,7 +456,10 @@ func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, 
 
 // Close stops every process and removes every namespace. Safe to call more than once.
 func (l *Lab) Close() {
-	// Holding agentMu, no restart can slip in between closing and collecting the processes.
+	// Holding lifeMu, no Launch or TerminateNow runs meanwhile; holding agentMu, no restart can
+	// slip in between closing and collecting the processes.
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
 	l.agentMu.Lock()
 	l.mu.Lock()
 	if l.closed {
@@ -512,7 +481,7 @@ func (l *Lab) Close() {
 	for _, p := range l.imds {
 		procs = append(procs, p)
 	}
-	servers := l.servers
+	servers, nss := l.servers, slices.Clone(l.nss)
 	l.mu.Unlock()
 	l.agentMu.Unlock()
 	var wg sync.WaitGroup
@@ -526,9 +495,9 @@ func (l *Lab) Close() {
 	for _, srv := range servers {
 		_ = srv.Close()
 	}
-	for i := len(l.nss) - 1; i >= 0; i-- {
-		if err := l.nss[i].Delete(); err != nil {
-			l.log.Warn("delete namespace", "ns", l.nss[i].Name, "err", err)
+	for i := len(nss) - 1; i >= 0; i-- {
+		if err := nss[i].Delete(); err != nil {
+			l.log.Warn("delete namespace", "ns", nss[i].Name, "err", err)
 		}
 	}
 	l.mu.Lock()
