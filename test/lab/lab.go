@@ -119,7 +119,8 @@ type Lab struct {
 	eipAlloc   map[string]string     // EIP -> its allocation in the simulator, reused by Launch
 	launches   map[string]string     // NAT name -> its launch lifecycle action token
 	imdsEvents map[string]imdsEvents // NAT name -> the events its IMDS mock serves
-	dying      map[string]bool       // NATs TerminateNow is removing
+	reaping    map[string]bool       // NATs reap is removing
+	removed    map[string]bool       // NATs TerminateNow has removed
 	lifeMu     sync.Mutex            // serialises Launch and TerminateNow
 	imdsMu     sync.Mutex            // serialises IMDS mock restarts
 
@@ -215,7 +216,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 		agents:   map[string]*agentSlot{},
 		imds:     map[string]*proc{},
 		eipAlloc: map[string]string{}, launches: map[string]string{}, imdsEvents: map[string]imdsEvents{},
-		dying:   map[string]bool{},
+		reaping: map[string]bool{}, removed: map[string]bool{},
 		closing: make(chan struct{}),
 		state: &State{
 			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},

@@ -291,11 +291,34 @@ func (l *Lab) TerminateNow(site string) error {
 		return nil
 	}
 	l.retire(s)
-	if err := l.teardown(s); err != nil {
+	err = l.teardown(s)
+	l.mu.Lock()
+	l.removed[s.Name] = true
+	l.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("terminate nat-%s: %w", s.Name, err)
 	}
 	l.log.Info("instance terminated", "nat", s.Name, "instance", s.InstanceID)
 	return nil
+}
+
+// WaitTerminated waits, bounded by timeout, until a NAT is terminated and removed (by
+// TerminateNow, Terminate, a spot interruption, or the lab removing an instance the simulator
+// terminated).
+func (l *Lab) WaitTerminated(ctx context.Context, site string, timeout time.Duration) error {
+	s, err := l.Site(site)
+	if err != nil {
+		return err
+	}
+	ok, err := Poll(ctx, timeout, 50*time.Millisecond, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.removed[s.Name]
+	})
+	if err == nil && !ok {
+		err = fmt.Errorf("nat-%s not terminated within %s (%s)", s.Name, timeout, l.LifecycleState(s.Name))
+	}
+	return err
 }
 
 // teardown removes whatever of a NAT exists, in the order EC2 and the host would lose it.

@@ -121,6 +121,32 @@ func (l *Lab) expireActions() {
 		} else if n > 0 {
 			l.log.Info("lifecycle actions timed out", "count", n)
 		}
+		l.reap()
+	}
+}
+
+// reap removes, as TerminateNow does, every live NAT whose instance the simulator has
+// terminated (a launch abandoned or timed out, a terminate action completed): on AWS the
+// machine would be gone.
+func (l *Lab) reap() {
+	for _, s := range l.NATs() {
+		in, ok := l.Sim.Instance(s.InstanceID)
+		if !ok || in.State != vpcsim.StateTerminated {
+			continue
+		}
+		l.mu.Lock()
+		busy := l.reaping[s.Name]
+		l.reaping[s.Name] = true
+		l.mu.Unlock()
+		if busy {
+			continue
+		}
+		go func() {
+			l.log.Info("instance terminated in the simulator: removing it", "nat", s.Name)
+			if err := l.TerminateNow(s.Name); err != nil {
+				l.log.Warn("remove a terminated instance", "nat", s.Name, "err", err)
+			}
+		}()
 	}
 }
 
