@@ -3,6 +3,40 @@
 // mock, restarted like the AMI's systemd unit restarts it) and a private client host, and the
 // in-process VPC simulator whose route tables drive the router's kernel routes. cmd/headnat-lab
 // and the end-to-end tests in this package both build on it.
+//
+// # NAT instances come and go
+//
+// The NATs are the lab's Auto Scaling group (ASGName) with two lifecycle hooks: LaunchHook
+// (EC2_INSTANCE_LAUNCHING, default result ABANDON, heartbeat timeout Options.LaunchHookTimeout)
+// and DrainHook (EC2_INSTANCE_TERMINATING, default result CONTINUE, 5 minutes). The NATs Up
+// seeds are InService from the start. While the lab runs, a ticker applies the hooks' heartbeat
+// and global timeouts (vpcsim's ExpireLifecycleActions), and the lab removes every NAT whose
+// instance the simulator terminated (an abandoned launch, a completed terminate action).
+//
+//   - Launch(ctx, az) adds a NAT as a scale-out does and returns once its agent runs; it waits
+//     in Pending:Wait until its agent completes LaunchHook. WaitInService(ctx, nat, timeout)
+//     waits for InService and fails at once, saying why, when the launch was abandoned.
+//   - Terminate(ctx, nat, timeout) is a scale-in: the DrainHook action starts, the NAT's IMDS
+//     target lifecycle state becomes Terminated, and once the agent completes the action (or it
+//     times out) the instance is terminated.
+//   - TerminateNow(nat) is EC2 terminating the instance: routes to it become blackholes, its
+//     agent is SIGKILLed for good, its namespace and processes go. WaitTerminated waits for it.
+//   - Refresh(ctx, timeout) is an instance refresh: every NAT in turn is replaced (Launch,
+//     WaitInService, Terminate); RefreshSteps reports each step.
+//   - SpotNotice(nat, delay) serves a spot interruption notice in the NAT's IMDS and
+//     terminates the instance (TerminateNow) at the interruption time it returns;
+//     Rebalance(nat) serves a rebalance recommendation; SetTargetLifecycleState(nat,
+//     TargetTerminated) the ASG's target state. Each restarts the NAT's IMDS mock (imdsEvents).
+//   - LifecycleState(nat) is the NAT's state in the ASG ("Pending:Wait", "InService",
+//     "Terminating:Wait", ..., "terminated"); Drain and Undrain run `headnat drain|undrain` on
+//     its agent's ControlSocket.
+//
+// NATs() lists the live NATs and Sites() one NAT per AZ (for the AZ's host, subnet and route
+// table, which outlive any NAT); both return copies, safe while NATs come and go. Launch names
+// NATs on from the AZ's last name ("a2", "a3", ...), never reusing one, and gives each the
+// lowest free slot of its AZ (Site.Index: addresses, EIP). Site and the lookups behind moves,
+// status and traffic (by name, ENI, IP, EIP) also find terminated NATs; the actions on a NAT
+// (StartAgent, Kill, Crash, SpotNotice, ...) refuse them. A published Site never changes.
 package lab
 
 import (

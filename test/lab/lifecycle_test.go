@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/test/netns"
 	"github.com/headnat/headnat/test/vpcsim"
@@ -351,4 +352,36 @@ func imdsGet(t *testing.T, l *Lab, s *Site, token, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// A NAT launched into a running lab with agents becomes healthy, and when its AZ's first NAT is
+// terminated it takes the AZ's table: the private host egresses through it.
+func TestLaunchedNATForwardsWithAgent(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx := context.Background()
+	l := ownLab(t, Options{Name: "launchagent", FailbackAfter: testFailback})
+	a, b := l.MustSite("a"), l.MustSite("b")
+	n, err := l.Launch(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.AgentRunning(n.Name) {
+		t.Fatalf("nat-%s's agent not running after Launch", n.Name)
+	}
+	if err := l.WaitHealthz(ctx, n.Name, 60*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TerminateNow("a"); err != nil {
+		t.Fatal(err)
+	}
+	waitTarget(t, l, a.RouteTable, n.Name, 30*time.Second)
+	if err := l.WaitEgress(ctx, a, n, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if site, st := l.Target(b.RouteTable); site != "b" || st != vpcsim.RouteActive {
+		t.Fatalf("table b: %s %s", site, st)
+	}
+	if err := l.WaitHome(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
