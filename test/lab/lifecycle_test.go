@@ -385,3 +385,42 @@ func TestLaunchedNATForwardsWithAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With a tailnet, a launched NAT's agent logs its own tailscaled in, and the tailnet is whole
+// again (every live NAT online and approved) after the NAT that was primary is terminated.
+func TestLaunchJoinsTheTailnet(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx := context.Background()
+	l := ownLab(t, Options{Name: "launchtn", Tailnet: true, FailbackAfter: testFailback})
+	n, err := l.Launch(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitTailnet(ctx, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	primary, err := l.PrimaryRouter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TerminateNow(primary); err != nil {
+		t.Fatal(err)
+	}
+	if l.Tailscaled(primary) != nil {
+		t.Fatalf("nat-%s's tailscaled still known after its termination", primary)
+	}
+	if err := l.WaitTailnet(ctx, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := l.TailnetNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, nd := range nodes {
+		seen = append(seen, nd.Name)
+	}
+	if !strings.Contains(strings.Join(seen, ","), n.Name) || !strings.Contains(strings.Join(seen, ","), primary) {
+		t.Fatalf("tailnet nodes %v: want the launched nat-%s and the terminated nat-%s named", seen, n.Name, primary)
+	}
+}
