@@ -424,3 +424,48 @@ func TestLaunchJoinsTheTailnet(t *testing.T) {
 		t.Fatalf("tailnet nodes %v: want the launched nat-%s and the terminated nat-%s named", seen, n.Name, primary)
 	}
 }
+
+// Refresh replaces every NAT, one at a time, through both hooks; here the test completes the
+// hooks as the agents will.
+func TestRefreshWithoutAgents(t *testing.T) {
+	netns.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := ownLab(t, Options{NoAgents: true, Name: "refresh"})
+	hooks := make(chan struct{})
+	go func() {
+		defer close(hooks)
+		for ctx.Err() == nil { // bounded by ctx
+			for _, s := range l.NATs() {
+				hook := map[string]string{vpcsim.LifecyclePendingWait: LaunchHook, vpcsim.LifecycleTerminatingWait: DrainHook}[l.LifecycleState(s.Name)]
+				if hook != "" {
+					_, _ = asgIn(l, s.NAT.Name).CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{
+						AutoScalingGroupName: aws.String(ASGName), LifecycleHookName: aws.String(hook),
+						LifecycleActionResult: aws.String(vpcsim.ResultContinue), InstanceId: aws.String(s.InstanceID)})
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	var steps []string
+	news, err := l.RefreshSteps(ctx, 30*time.Second, func(msg string) { steps = append(steps, msg) })
+	cancel()
+	<-hooks
+	if err != nil {
+		t.Fatalf("refresh: %v\nsteps: %q", err, steps)
+	}
+	if len(news) != 2 || news[0].Name != "a2" || news[1].Name != "b2" || strings.Join(l.NATNames(), ",") != "a2,b2" {
+		t.Fatalf("replacements %v, NATs %v", names(news), l.NATNames())
+	}
+	for _, s := range news {
+		if st := l.LifecycleState(s.Name); st != vpcsim.LifecycleInService {
+			t.Fatalf("nat-%s %s", s.Name, st)
+		}
+	}
+	for _, old := range l.Terminated() {
+		assertGone(t, l, old)
+	}
+	if len(steps) != 8 || !strings.HasPrefix(steps[0], "launching a replacement of nat-a") || steps[7] != "nat-b terminated" {
+		t.Fatalf("steps: %q", steps)
+	}
+}
