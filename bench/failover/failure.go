@@ -155,7 +155,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 			f.Baseline++
 		}
 	}
-	for _, h := range l.Sites {
+	for _, h := range l.Sites() {
 		f.Hosts = append(f.Hosts, analyse(samples, h.Name, h.Name, start, revive))
 		f.Back = append(f.Back, analyse(samples, h.Name, h.Name, revive, end))
 	}
@@ -183,7 +183,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 func waitHealthy(ctx context.Context, l *lab.Lab, timeout time.Duration) error {
 	var last string
 	ok, err := lab.Poll(ctx, timeout, 200*time.Millisecond, func() bool {
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			st, err := l.AgentStatus(ctx, s.Name)
 			if err != nil {
 				last = fmt.Sprintf("agent %s: %v", s.Name, err)

@@ -50,7 +50,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 	if err := waitHealthy(ctx, l, healthyBound); err != nil {
 		return nil, err
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if t, state := l.Target(s.RouteTable); t != s.Name || state != api.RouteActive {
 			return nil, fmt.Errorf("private-%s points at %q (%s), not home, before the idle run", s.Name, t, state)
 		}
@@ -61,7 +61,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 	cpu0 := map[string]time.Duration{}
 	wait0 := map[string]time.Duration{}
 	offsets := map[string]int64{}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		pids[s.Name] = l.AgentPid(s.Name)
 		cpu0[s.Name] = procCPU(pids[s.Name])
 		wait0[s.Name] = runDelay(pids[s.Name])
@@ -125,7 +125,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 		r.BurnerCPU, r.BurnersEnded = burn.stop()
 	}
 	r.BenchCPU = selfCPU() - self0
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		pid := l.AgentPid(s.Name)
 		if pid != pids[s.Name] {
 			r.Restarted = append(r.Restarted, s.Name)
@@ -138,7 +138,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 		}
 	}
 	samples := col.all()
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		r.Hosts = append(r.Hosts, analyse(samples, s.Name, s.Name, start, end.Add(time.Second)))
 	}
 	r.Moves = l.MovesSince(start)
@@ -168,7 +168,7 @@ const shadowTimeout = time.Second
 func shadowProbes(ctx context.Context, l *lab.Lab, interval, timeout, bound time.Duration) []*shadowResult {
 	var out []*shadowResult
 	var wg sync.WaitGroup
-	for _, from := range l.Sites {
+	for _, from := range l.Sites() {
 		to := l.Other(from)
 		r := &shadowResult{From: from.Name, To: to.Name}
 		out = append(out, r)

@@ -146,7 +146,7 @@ func (c *config) run(ctx context.Context) (err error) {
 		st.Config.ProbeInterval, st.Config.ProbeTimeout, st.Config.Rise, st.Config.Fall, st.Config.FailbackAfter)
 
 	for i := range c.n {
-		site := l.Sites[i%len(l.Sites)]
+		site := l.Sites()[i%len(l.Sites())]
 		f, err := c.failure(ctx, l, p, i+1, site)
 		if f != nil {
 			r.failures = append(r.failures, *f)

@@ -151,7 +151,7 @@ func (c *config) cycle(ctx context.Context, l *lab.Lab, n int, planned bool) (cy
 	from := l.MustSite(primary)
 	to := l.Other(from)
 	cy.From, cy.To = from.Name, to.Name
-	url := l.Sites[n%len(l.Sites)].ServiceURL()
+	url := l.Sites()[n%len(l.Sites())].ServiceURL()
 
 	col := &lab.Samples{}
 	tctx, stopTraffic := context.WithTimeout(ctx, trafficBound)
@@ -241,7 +241,7 @@ func whole(ctx context.Context, l *lab.Lab, timeout time.Duration) error {
 	}
 	var last string
 	ok, err := lab.Poll(ctx, time.Until(deadline), 200*time.Millisecond, func() bool {
-		for _, s := range l.NATs {
+		for _, s := range l.NATs() {
 			st, err := l.AgentStatus(ctx, s.Name)
 			switch {
 			case err != nil:

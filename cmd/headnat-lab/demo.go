@@ -64,7 +64,7 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 	lab.WriteStatus(o.stdout, l.Status(ctx))
 	fmt.Fprintln(o.stdout)
 
-	a := l.Sites[0]
+	a := l.Sites()[0]
 	tr := newTracker(l, out)
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -266,7 +266,7 @@ func (t *tracker) resetOutage() {
 func (t *tracker) report(what string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, s := range t.l.Sites {
+	for _, s := range t.l.Sites() {
 		ds := t.outages[s.Name]
 		if len(ds) == 0 {
 			t.out.say("%s: host-%s lost no request", what, s.Name)
@@ -284,7 +284,7 @@ func (t *tracker) summary() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var parts []string
-	for _, s := range t.l.Sites {
+	for _, s := range t.l.Sites() {
 		parts = append(parts, fmt.Sprintf("host-%s: %d ok, %d failed, now via %s", s.Name, t.ok[s.Name], t.fail[s.Name], t.last[s.Name]))
 	}
 	t.out.say("traffic so far: %s", strings.Join(parts, "; "))
@@ -336,7 +336,7 @@ func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer, failbackAfter ti
 		return err
 	}
 	p := l.MustSite(primary)
-	host := l.Sites[0]
+	host := l.Sites()[0]
 	url := host.ServiceURL()
 	seen, err := l.AdminCurl(ctx, url, 3*time.Second)
 	if err != nil {

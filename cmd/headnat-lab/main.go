@@ -11,6 +11,14 @@
 //	headnat-lab break-egress <nat>   drop that NAT's internet traffic, keep its VPC paths
 //	headnat-lab partition            the NATs cannot reach each other over the VPC
 //	headnat-lab heal                 undo break-egress and partition
+//	headnat-lab spot <nat> [-delay d] a spot interruption notice in its IMDS; terminated after d (2m)
+//	headnat-lab rebalance <nat>      a rebalance recommendation in its IMDS
+//	headnat-lab terminate <nat>      ASG scale-in: the terminate hook, IMDS target state Terminated,
+//	                                 termination once the agent completes the hook (or it times out)
+//	headnat-lab launch <az>          ASG scale-out: a new NAT in AZ a or b (Pending:Wait under the
+//	                                 launch hook until its agent completes it)
+//	headnat-lab refresh              ASG instance refresh: replace every NAT, one at a time
+//	headnat-lab drain <nat>          `headnat drain` on that NAT (undrain: `headnat undrain`)
 //	headnat-lab exec <ns> -- cmd...  run a command in a lab namespace (host-a, nat-a, router, ...)
 //	headnat-lab admin curl <url>     curl from the tailnet's admin node, e.g. a private host
 //	headnat-lab down                 remove everything, even after a crash
@@ -50,6 +58,7 @@ type options struct {
 	JSON          bool
 	Verbose       bool
 	NoTailnet     bool
+	Delay         time.Duration // spot: from the notice to the interruption
 
 	stdout, stderr io.Writer
 	stdin          io.Reader
@@ -108,6 +117,18 @@ commands:
   break-egress <nat>  drop that NAT's internet traffic (VPC paths stay)
   partition           the NAT instances cannot reach each other over the VPC
   heal                undo every break-egress and the partition
+  spot <nat>          a spot interruption notice (action terminate) in that NAT's IMDS; the lab
+                      terminates the instance -delay later (2m, as on AWS)
+  rebalance <nat>     an EC2 rebalance recommendation in that NAT's IMDS
+  terminate <nat>     what an ASG scale-in does: start the terminate lifecycle hook, set the IMDS
+                      target lifecycle state to Terminated, wait (up to -timeout) for the agent to
+                      complete the hook (or its heartbeat timeout), then terminate the instance
+  launch <az>         what an ASG scale-out does: a new NAT instance in AZ a or b, Pending:Wait
+                      under the launch hook until its agent completes it
+  refresh             an ASG instance refresh: for every NAT, one at a time, launch a replacement,
+                      wait until it is InService, terminate the old one through its hook
+  drain <nat>         run headnat drain on that NAT (its agent's control socket)
+  undrain <nat>       run headnat undrain on that NAT
   exec <ns> -- <cmd>  run a command in a lab namespace: host-a, host-b, nat-a, nat-b, router,
                       inet, admin, ... (status lists them); its exit code is passed through
   admin curl <url>    curl (-sS -m 10, then your arguments) from the tailnet's admin node, e.g.
@@ -120,7 +141,8 @@ commands:
   version
 
 <nat> is a NAT instance: a or b (the first NAT of AZ a or b; also nat-a, us-east-1a), a2, b2,
-... for further NATs of an AZ (-nats-per-az, -nats).
+... for further NATs of an AZ (-nats-per-az, -nats) and for those launch and refresh add
+(names are never reused; status lists them with their lifecycle state).
 
 flags:
 `
@@ -136,13 +158,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Name, "name", "lab", "lab name (state under "+lab.RunDir+"/<name>)")
 	fs.StringVar(&o.BinDir, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN, next to this program, or the repository's bin/)")
 	fs.DurationVar(&o.FailbackAfter, "failback-after", 10*time.Second, "agents' failback_after")
-	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo")
+	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "upper bound for up and demo, and for each wait of terminate, launch and refresh")
+	fs.DurationVar(&o.Delay, "delay", lab.DefaultSpotDelay, "spot: time from the notice to the interruption")
 	fs.IntVar(&o.NATsPerAZ, "nats-per-az", 1, fmt.Sprintf("NAT instances in every AZ (up, demo; 1 to %d)", lab.MaxNATsPerAZ))
 	fs.Var(&o.NATs, "nats", "NAT instances per AZ, overriding -nats-per-az, e.g. a=2,b=1 (up, demo)")
 	fs.BoolVar(&o.JSON, "json", false, "status and moves as JSON")
 	fs.BoolVar(&o.Verbose, "v", false, "log what the lab does")
 	fs.BoolVar(&o.NoTailnet, "no-tailnet", false, "no headscale, tailscaled nor admin node (up, demo): faster, NAT and failover only")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if fs.NArg() == 0 {
@@ -155,8 +179,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.Args = fs.Args()
+	if o.Command != "exec" && o.Command != "admin" {
+		// Flags may follow the arguments too: spot a -delay 30s.
+		if o.Args, err = interleaved(fs, o.Args); err != nil {
+			return nil, err
+		}
+	}
 	want := map[string]int{"up": 0, "status": 0, "moves": 0, "kill": 1, "crash": 1, "revive": 1, "break-egress": 1,
-		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1, "admin": -1}
+		"partition": 0, "heal": 0, "down": 0, "demo": 0, "version": 0, "supervise": 0, "exec": -1, "admin": -1,
+		"spot": 1, "rebalance": 1, "terminate": 1, "launch": 1, "refresh": 0, "drain": 1, "undrain": 1}
 	n, ok := want[o.Command]
 	switch {
 	case !ok:
@@ -179,8 +210,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 	if o.Name == "" || filepath.Base(o.Name) != o.Name || o.Name[0] == '.' {
 		return nil, fmt.Errorf("invalid lab name %q", o.Name)
 	}
-	if o.FailbackAfter <= 0 || o.Timeout <= 0 {
-		return nil, errors.New("-failback-after and -timeout must be positive")
+	if o.FailbackAfter <= 0 || o.Timeout <= 0 || o.Delay <= 0 {
+		return nil, errors.New("-failback-after, -timeout and -delay must be positive")
 	}
 	if o.NATsPerAZ < 1 {
 		return nil, fmt.Errorf("-nats-per-az %d: want 1 to %d", o.NATsPerAZ, lab.MaxNATsPerAZ)
@@ -189,6 +220,19 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// interleaved parses flags found between positional arguments and returns the positionals.
+func interleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 { // each round consumes at least one argument
+		pos, args = append(pos, args[0]), args[1:]
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+	}
+	return pos, nil
 }
 
 func main() {

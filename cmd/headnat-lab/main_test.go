@@ -53,6 +53,17 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{args: []string{"up", "-no-tailnet"}, check: func(o *options) bool { return o.NoTailnet && !o.labOptions("/x", nil).Tailnet }},
 		{args: []string{"demo"}, check: func(o *options) bool { return !o.NoTailnet && o.labOptions("/x", nil).Tailnet }},
+		{args: []string{"spot", "a2", "-delay", "30s"}, check: func(o *options) bool {
+			return o.Command == "spot" && o.Args[0] == "a2" && o.Delay == 30*time.Second
+		}},
+		{args: []string{"spot", "b"}, check: func(o *options) bool { return o.Delay == 2*time.Minute }},
+		{args: []string{"launch", "a"}, check: func(o *options) bool { return o.Command == "launch" && o.Args[0] == "a" }},
+		{args: []string{"refresh", "-timeout", "1m"}, check: func(o *options) bool { return o.Command == "refresh" && o.Timeout == time.Minute }},
+		{args: []string{"drain", "a"}, check: func(o *options) bool { return o.Command == "drain" && o.Args[0] == "a" }},
+		{args: []string{"undrain", "a"}, check: func(o *options) bool { return o.Command == "undrain" }},
+		{args: []string{"refresh", "a"}, wantErr: "takes 0 argument"},
+		{args: []string{"terminate"}, wantErr: "takes 1 argument"},
+		{args: []string{"spot", "a", "-delay", "0s"}, wantErr: "must be positive"},
 		{args: []string{}, wantErr: "no command"},
 		{args: []string{"explode"}, wantErr: "unknown command"},
 		{args: []string{"kill"}, wantErr: "takes 1 argument"},
@@ -301,6 +312,21 @@ func TestControlCommands(t *testing.T) {
 	want("heal")("healed: removed 6 fault rule(s)")
 	want("heal")("nothing changed")
 	want("moves")("route moves (simulator), all ", "private-a -> nat-a2")
+
+	// The instance lifecycle. The agents of this build complete no lifecycle hook: terminate
+	// and refresh wait for them until -timeout.
+	want("spot", "b", "-delay", "10m")("nat-b's IMDS serves a spot interruption notice (action terminate, time ", "in 10m0s")
+	want("rebalance", "b")("nat-b's IMDS serves a rebalance recommendation (noticeTime ")
+	want("launch", "b")("nat-b2 launched in us-east-1b: instance i-", "198.18.1.11, EIP 203.0.113.21; Pending:Wait")
+	want("status")("nat-b2 198.18.1.11", "Pending:Wait", "InService")
+	fails("not completed within 2s (Terminating:Wait)", "terminate", "a2", "-timeout", "2s")
+	want("status")("Terminating:Wait")
+	out, err := cli("refresh", "-timeout", "2s")
+	if err == nil || !strings.Contains(err.Error(), "not InService within 2s") || !strings.Contains(out, "launching a replacement of nat-a in AZ a") ||
+		!strings.Contains(out, "nat-a3 launched") {
+		t.Fatalf("refresh: %v\n%s", err, out)
+	}
+	fails("no AZ \"c\"", "launch", "c")
 
 	cancel()
 	stopped = true

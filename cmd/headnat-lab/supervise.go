@@ -107,7 +107,7 @@ func up(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 		fmt.Fprintf(o.stdout, "lab %q is up (supervisor pid %d). Every private host egresses through its own AZ's NAT.\n\n", o.Name, cmd.Process.Pid)
 		lab.WriteStatus(o.stdout, st)
-		next := "status | kill a | crash a | revive a | break-egress a | partition | heal | moves | exec host-a -- <cmd>"
+		next := "status | kill a | crash a | revive a | break-egress a | partition | heal | spot a | terminate a | launch a | refresh | moves | exec host-a -- <cmd>"
 		if st.Tailnet != nil {
 			next += " | admin curl http://198.18.10.2/"
 		}
@@ -196,6 +196,7 @@ func controlHandler(l *lab.Lab, stop func()) http.Handler {
 			fmt.Fprintln(w, msg)
 		})
 	}
+	lifecycleHandlers(mux, l)
 	mux.HandleFunc("POST /down", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "tearing down")
 		stop()
@@ -415,11 +416,22 @@ func control(ctx context.Context, o *options) error {
 	if len(o.Args) == 1 {
 		q.Set("nat", o.Args[0])
 	}
+	q.Set("timeout", o.Timeout.String())
+	if o.Command == "spot" {
+		q.Set("delay", o.Delay.String())
+	}
+	if o.Command == "refresh" {
+		return streamControl(ctx, o, q)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://lab/"+o.Command+"?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := controlClient(o.dir()).Do(req)
+	c := controlClient(o.dir())
+	if longCommands[o.Command] {
+		c.Timeout = 0 // bounded by -timeout in the lab, and by ctx
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return notUp(o, err)
 	}

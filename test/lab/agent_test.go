@@ -90,7 +90,7 @@ func TestStatusCommand(t *testing.T) {
 				t.Fatalf("status output lacks %q:\n%s", want, out)
 			}
 		}
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			var line string
 			for _, ln := range strings.Split(out, "\n") {
 				if strings.HasPrefix(ln, s.RouteTable) {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ func (l *Lab) AgentPid(site string) int {
 // StartAgent starts the NAT's agent (`headnat agent`) in its namespace, with extraEnv added to
 // AgentEnv, and restarts it whenever it exits (unless Options.NoRestart) until StopAgent or Kill.
 func (l *Lab) StartAgent(site string, extraEnv ...string) error {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return err
 	}
@@ -201,6 +202,12 @@ func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) er
 	if err != nil {
 		return err
 	}
+	return l.stopAgent(s, sig, grace)
+}
+
+var errNoAgent = errors.New("no agent")
+
+func (l *Lab) stopAgent(s *Site, sig syscall.Signal, grace time.Duration) error {
 	l.agentMu.Lock()
 	l.mu.Lock()
 	a := l.agents[s.Name]
@@ -212,7 +219,7 @@ func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) er
 	l.mu.Unlock()
 	l.agentMu.Unlock()
 	if p == nil {
-		return fmt.Errorf("no agent %s", s.Name)
+		return fmt.Errorf("%w %s", errNoAgent, s.Name)
 	}
 	p.stop(sig, grace)
 	l.log.Info("agent stopped", "nat", s.Name, "signal", sig.String())
@@ -223,7 +230,7 @@ func (l *Lab) StopAgent(site string, sig syscall.Signal, grace time.Duration) er
 // and the lab restarts the agent after RestartDelay (unless NoRestart). It returns once the
 // process is gone, with its pid.
 func (l *Lab) Crash(site string) (pid int, err error) {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return 0, err
 	}

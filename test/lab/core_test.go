@@ -99,7 +99,7 @@ func TestProbingIgnoresSlowEC2(t *testing.T) {
 	if err := l.Sim.SetRoute(b.RouteTable, "0.0.0.0/0", a.ENI); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if err := waitFor(30*time.Second, func() bool {
 			st, err := l.AgentStatus(ctx, s.Name)
 			if err != nil {
@@ -125,17 +125,17 @@ func TestProbingIgnoresSlowEC2(t *testing.T) {
 	// (a) Probing keeps its interval while every EC2 call hangs.
 	slow := time.Now()
 	before := map[string]probeReading{}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		before[s.Name] = readProbes(t, l, s.Name)
 	}
 	if err := Sleep(ctx, window); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		checkCadence(t, s.Name, "with EC2 slow", before[s.Name], readProbes(t, l, s.Name))
 	}
 	// The window proves something only if the agents were waiting on EC2 during it.
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		n := 0
 		for _, r := range l.Requests(slow) {
 			if r.Site == s.Name && !r.Mutating() {
@@ -170,7 +170,7 @@ func TestProbingIgnoresSlowEC2(t *testing.T) {
 			moved[m.Table] = m.Time
 		}
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if moved[s.RouteTable].IsZero() {
 			t.Fatalf("private-%s not moved to nat-b within %s of nat-a's death: moves %+v", s.Name, takeover, l.MovesSince(killed))
 		}
@@ -298,7 +298,7 @@ func TestPartitionDoesNotLeak(t *testing.T) {
 	}
 	idle := map[string]procFigures{}
 	for i := 0; i < 3; i++ {
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			f, was := readFigures(t, l, s), idle[s.Name]
 			was.goroutines, was.fds, was.rss = max(was.goroutines, f.goroutines), max(was.fds, f.fds), max(was.rss, f.rss)
 			was.synSent = max(was.synSent, f.synSent)
@@ -308,7 +308,7 @@ func TestPartitionDoesNotLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		t.Logf("nat-%s idle: %s", s.Name, idle[s.Name])
 	}
 
@@ -318,7 +318,7 @@ func TestPartitionDoesNotLeak(t *testing.T) {
 	t.Cleanup(func() { _ = l.Heal() })
 	parted := time.Now()
 	start := map[string]procFigures{}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		start[s.Name] = readFigures(t, l, s)
 	}
 	var last map[string]procFigures
@@ -327,7 +327,7 @@ func TestPartitionDoesNotLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = map[string]procFigures{}
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			f, base := readFigures(t, l, s), idle[s.Name]
 			last[s.Name] = f
 			at := time.Since(parted).Round(time.Second)
@@ -347,7 +347,7 @@ func TestPartitionDoesNotLeak(t *testing.T) {
 		}
 	}
 	// The figures mean something only if the agents kept probing their unreachable peer.
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		failed := last[s.Name].probeFailures - start[s.Name].probeFailures
 		t.Logf("nat-%s: %.0f failed probes of its peer during the partition", s.Name, failed)
 		if want := 0.5 * float64(partition) / float64(coreProbeInterval); failed < want {

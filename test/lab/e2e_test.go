@@ -25,7 +25,7 @@ func TestInstanceDeathFailsOver(t *testing.T) {
 	ctx := context.Background()
 	a, b := l.MustSite("a"), l.MustSite("b")
 	// The lab starts the instances with source/dest check on, as EC2 does; the agents turn it off.
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if l.Sim.SourceDestCheck(s.ENI) {
 			t.Fatalf("source/dest check of nat-%s still on", s.Name)
 		}
@@ -35,7 +35,7 @@ func TestInstanceDeathFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTarget(t, l, a.RouteTable, b.Name, 30*time.Second)
-	for _, host := range l.Sites {
+	for _, host := range l.Sites() {
 		if err := l.WaitEgress(ctx, host, b, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestPartitionNoFight(t *testing.T) {
 	deadline := start.Add(window)
 	var failures int
 	for time.Now().Before(deadline) {
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			if _, err := l.Echo(ctx, s, time.Second); err != nil {
 				failures++
 			}
@@ -273,7 +273,7 @@ func TestPartitionNoFight(t *testing.T) {
 	for _, m := range moves {
 		t.Logf("  +%s %s private-%s -> nat-%s", m.Time.Sub(start).Round(time.Millisecond), m.Action, m.TableAZ, m.TargetAZ)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if _, err := l.Echo(ctx, s, 2*time.Second); err != nil {
 			t.Errorf("host-%s has no egress under partition: %v", s.Name, err)
 		}

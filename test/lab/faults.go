@@ -12,7 +12,7 @@ import (
 // simulator is not told: only the data path dies. Its tailscaled keeps running but reaches
 // nothing, as a powered-off host's node would: headscale's HA prober finds it unreachable.
 func (l *Lab) Kill(site string) error {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (l *Lab) Kill(site string) error {
 // fault removed, its agent started if it does not run. With a tailnet, the tailscaled of a
 // killed instance starts afresh with its state, as after a reboot.
 func (l *Lab) Revive(site string) error {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func egressRule(s *Site) []string {
 // BreakEgress drops everything the NAT sends to the internet (its own probes and what it
 // forwards), keeping its VPC paths. Revive or Heal undo it.
 func (l *Lab) BreakEgress(site string) error {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return err
 	}
@@ -107,8 +107,8 @@ func (l *Lab) BreakEgress(site string) error {
 // Partition drops traffic between the NAT instances over the VPC, every pair both ways; all
 // keep their egress and their private subnets.
 func (l *Lab) Partition() error {
-	for _, a := range l.NATs {
-		for _, b := range l.NATs {
+	for _, a := range l.NATs() {
+		for _, b := range l.NATs() {
 			if a == b {
 				continue
 			}
@@ -181,7 +181,7 @@ func (l *Lab) Reset() error {
 	if err := l.Heal(); err != nil {
 		return err
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.Revive(s.Name); err != nil {
 			return fmt.Errorf("revive %s: %w", s.Name, err)
 		}
@@ -204,7 +204,7 @@ func (l *Lab) Dump() string {
 		show("router", l.Router.Run, "ip", "route", "show", "table", "all")
 		show("router", l.Router.Run, "iptables-save", "-c")
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if s.NAT == nil {
 			continue
 		}

@@ -114,13 +114,13 @@ func resetLab(l *Lab) error {
 	if err := l.Reset(); err != nil {
 		return err
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.WaitHealthz(ctx, s.Name, 60*time.Second, func(_ api.Healthz, code int) bool { return code == 200 }); err != nil {
 			return err
 		}
 	}
 	deadline := time.Now().Add(testFailback + 60*time.Second)
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if err := waitFor(time.Until(deadline), func() bool { site, st := l.Target(s.RouteTable); return site == s.Name && st == vpcsim.RouteActive }); err != nil {
 			return fmt.Errorf("table private-%s not back home: %w", s.Name, err)
 		}

@@ -132,6 +132,20 @@ func (k *KernelSink) setup() error {
 	return nil
 }
 
+// AddSDCLeg adds a router leg to KernelConfig.SDCLegs, for a NAT instance added at runtime:
+// call it before the simulator learns of the instance's ENI.
+func (k *KernelSink) AddSDCLeg(leg string) error {
+	if !ifaceName.MatchString(leg) {
+		return fmt.Errorf("kernel sink: invalid SDC leg %q", leg)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.cfg.SDCLegs) > 0 && !slices.Contains(k.cfg.SDCLegs, leg) {
+		k.cfg.SDCLegs = append(k.cfg.SDCLegs, leg)
+	}
+	return nil
+}
+
 // DefaultRoute implements vpcsim.Sink.
 func (k *KernelSink) DefaultRoute(tableID string, r vpcsim.KernelRoute) error {
 	t, ok := k.cfg.Tables[tableID]

@@ -31,3 +31,6 @@ func (k *KernelSink) SourceDestCheck(string, netip.Addr, bool) error { return er
 
 // ElasticIP fails on this system.
 func (k *KernelSink) ElasticIP(netip.Addr, netip.Addr, bool) error { return errNotLinux }
+
+// AddSDCLeg fails on this system.
+func (k *KernelSink) AddSDCLeg(string) error { return errNotLinux }

@@ -3,6 +3,40 @@
 // mock, restarted like the AMI's systemd unit restarts it) and a private client host, and the
 // in-process VPC simulator whose route tables drive the router's kernel routes. cmd/headnat-lab
 // and the end-to-end tests in this package both build on it.
+//
+// # NAT instances come and go
+//
+// The NATs are the lab's Auto Scaling group (ASGName) with two lifecycle hooks: LaunchHook
+// (EC2_INSTANCE_LAUNCHING, default result ABANDON, heartbeat timeout Options.LaunchHookTimeout)
+// and DrainHook (EC2_INSTANCE_TERMINATING, default result CONTINUE, 5 minutes). The NATs Up
+// seeds are InService from the start. While the lab runs, a ticker applies the hooks' heartbeat
+// and global timeouts (vpcsim's ExpireLifecycleActions), and the lab removes every NAT whose
+// instance the simulator terminated (an abandoned launch, a completed terminate action).
+//
+//   - Launch(ctx, az) adds a NAT as a scale-out does and returns once its agent runs; it waits
+//     in Pending:Wait until its agent completes LaunchHook. WaitInService(ctx, nat, timeout)
+//     waits for InService and fails at once, saying why, when the launch was abandoned.
+//   - Terminate(ctx, nat, timeout) is a scale-in: the DrainHook action starts, the NAT's IMDS
+//     target lifecycle state becomes Terminated, and once the agent completes the action (or it
+//     times out) the instance is terminated.
+//   - TerminateNow(nat) is EC2 terminating the instance: routes to it become blackholes, its
+//     agent is SIGKILLed for good, its namespace and processes go. WaitTerminated waits for it.
+//   - Refresh(ctx, timeout) is an instance refresh: every NAT in turn is replaced (Launch,
+//     WaitInService, Terminate); RefreshSteps reports each step.
+//   - SpotNotice(nat, delay) serves a spot interruption notice in the NAT's IMDS and
+//     terminates the instance (TerminateNow) at the interruption time it returns;
+//     Rebalance(nat) serves a rebalance recommendation; SetTargetLifecycleState(nat,
+//     TargetTerminated) the ASG's target state. Each restarts the NAT's IMDS mock (imdsEvents).
+//   - LifecycleState(nat) is the NAT's state in the ASG ("Pending:Wait", "InService",
+//     "Terminating:Wait", ..., "terminated"); Drain and Undrain run `headnat drain|undrain` on
+//     its agent's ControlSocket.
+//
+// NATs() lists the live NATs and Sites() one NAT per AZ (for the AZ's host, subnet and route
+// table, which outlive any NAT); both return copies, safe while NATs come and go. Launch names
+// NATs on from the AZ's last name ("a2", "a3", ...), never reusing one, and gives each the
+// lowest free slot of its AZ (Site.Index: addresses, EIP). Site and the lookups behind moves,
+// status and traffic (by name, ENI, IP, EIP) also find terminated NATs; the actions on a NAT
+// (StartAgent, Kill, Crash, SpotNotice, ...) refuse them. A published Site never changes.
 package lab
 
 import (
@@ -12,10 +46,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,6 +105,9 @@ type Options struct {
 	// tuning.batch_change_delay and tuning.node_store_batch_timeout (see
 	// tailnetlab.HeadscaleOptions); zero: the lab's defaults, DefaultHeadscale*.
 	HeadscaleBatchChangeDelay, HeadscaleNodeStoreBatchTimeout time.Duration
+	// LaunchHookTimeout is the heartbeat timeout of the ASG's launch hook (LaunchHook);
+	// default DefaultLaunchHookTimeout.
+	LaunchHookTimeout time.Duration
 }
 
 // The lab's headscale tuning (Options.Headscale*), what docs/ADMIN.md recommends: headscale's
@@ -90,9 +129,8 @@ type Lab struct {
 
 	Inet, Router *netns.NS
 	Admin        *netns.NS // the tailnet's admin node; nil without Options.Tailnet
-	Sites        []*Site   // the first NAT of every AZ, one per AZ: a, b
-	NATs         []*Site   // every NAT instance, AZ by AZ: a, a2, b
 	Sim          *vpcsim.Sim
+	sink         *lateSink
 
 	nss     []*netns.NS
 	servers []*http.Server
@@ -107,6 +145,18 @@ type Lab struct {
 	moves    []Move
 	requests []APIRequest
 	closed   bool
+
+	// The NAT instances (nats.go): live ones, AZ by AZ, and terminated ones, oldest first.
+	// Launch and TerminateNow replace these slices and never change a published Site.
+	nats, gone []*Site
+	natSeq     map[string]int        // per AZ: how many NATs the AZ has had, for unique names
+	eipAlloc   map[string]string     // EIP -> its allocation in the simulator, reused by Launch
+	launches   map[string]string     // NAT name -> its launch lifecycle action token
+	imdsEvents map[string]imdsEvents // NAT name -> the events its IMDS mock serves
+	reaping    map[string]bool       // NATs reap is removing
+	removed    map[string]bool       // NATs TerminateNow has removed
+	lifeMu     sync.Mutex            // serialises Launch and TerminateNow
+	imdsMu     sync.Mutex            // serialises IMDS mock restarts
 
 	decisions    []api.Decision
 	seenDecision map[string]bool
@@ -161,6 +211,9 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.HeadscaleBatchChangeDelay == 0 {
 		opts.HeadscaleBatchChangeDelay = DefaultHeadscaleBatchChangeDelay
 	}
+	if opts.LaunchHookTimeout == 0 {
+		opts.LaunchHookTimeout = DefaultLaunchHookTimeout
+	}
 	if opts.HeadscaleNodeStoreBatchTimeout == 0 {
 		opts.HeadscaleNodeStoreBatchTimeout = DefaultHeadscaleNodeStoreBatchTimeout
 	}
@@ -194,15 +247,18 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	l = &Lab{
 		opts: opts, log: log, dir: opts.StateDir,
 		bin: filepath.Join(bin, "headnat"), imdsB: filepath.Join(bin, "ec2-metadata-mock"),
-		agents:  map[string]*agentSlot{},
-		imds:    map[string]*proc{},
+		agents:   map[string]*agentSlot{},
+		imds:     map[string]*proc{},
+		eipAlloc: map[string]string{}, launches: map[string]string{}, imdsEvents: map[string]imdsEvents{},
+		reaping: map[string]bool{}, removed: map[string]bool{},
 		closing: make(chan struct{}),
 		state: &State{
 			Name: opts.Name, Pid: os.Getpid(), Namespaces: map[string]string{},
 			Created: time.Now().UTC(),
 		},
 	}
-	l.Sites, l.NATs = newSites(counts)
+	l.nats = newSites(counts)
+	l.natSeq = maps.Clone(counts)
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -226,7 +282,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := l.startServices(); err != nil {
 		return l, fmt.Errorf("private hosts' services: %w", err)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.startIMDS(ctx, s); err != nil {
 			return l, fmt.Errorf("imds %s: %w", s.Name, err)
 		}
@@ -240,7 +296,7 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 	if opts.NoAgents {
 		return l, nil
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.StartAgent(s.Name); err != nil {
 			return l, err
 		}
@@ -271,46 +327,6 @@ func Up(ctx context.Context, opts Options) (l *Lab, err error) {
 // Dir is the lab's state directory (state file, logs).
 func (l *Lab) Dir() string { return l.dir }
 
-// Site returns the NAT instance named name: "a", "b", "a2", ... ("nat-a2" works too; "a1" and
-// "us-east-1a" name an AZ's first NAT).
-func (l *Lab) Site(name string) (*Site, error) {
-	n := strings.TrimPrefix(name, "nat-")
-	for _, s := range l.NATs {
-		if s.Name == n || s.Index == 1 && (s.Zone == n || s.AZ+"1" == n) {
-			return s, nil
-		}
-	}
-	return nil, fmt.Errorf("no NAT instance %q in the lab (have %s)", name, strings.Join(l.NATNames(), ", "))
-}
-
-// NATNames lists the NAT instances' names: a, a2, b.
-func (l *Lab) NATNames() []string {
-	var names []string
-	for _, s := range l.NATs {
-		names = append(names, s.Name)
-	}
-	return names
-}
-
-// MustSite is Site for names known to be valid.
-func (l *Lab) MustSite(name string) *Site {
-	s, err := l.Site(name)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
-
-// Other returns the first NAT of the other AZ of a two-AZ lab.
-func (l *Lab) Other(s *Site) *Site {
-	for _, o := range l.Sites {
-		if o.AZ != s.AZ {
-			return o
-		}
-	}
-	return nil
-}
-
 // WaitMove waits up to timeout until the simulator has recorded a write pointing table's
 // default route at nat at or after since, and returns the first one. A route read from the
 // simulator (Target) can show a write a moment before its record is added.
@@ -329,25 +345,6 @@ func (l *Lab) WaitMove(ctx context.Context, table, nat string, since time.Time, 
 		err = fmt.Errorf("no move of %s to nat-%s recorded within %s: %+v", table, nat, timeout, l.MovesSince(since))
 	}
 	return found, err
-}
-
-// siteByENI maps an ENI to its NAT instance (nil if none).
-func (l *Lab) siteByENI(eni string) *Site {
-	for _, s := range l.NATs {
-		if s.ENI == eni {
-			return s
-		}
-	}
-	return nil
-}
-
-func (l *Lab) siteByTable(rtb string) *Site {
-	for _, s := range l.Sites {
-		if s.RouteTable == rtb {
-			return s
-		}
-	}
-	return nil
 }
 
 // startEcho serves the "internet" echo server on EchoAddr:80 inside inet: every request is
@@ -385,7 +382,10 @@ func (l *Lab) serve(ln net.Listener, h http.Handler) {
 // startIMDS starts the site's ec2-metadata-mock on 169.254.169.254:80 in its NAT namespace and
 // waits until it answers an IMDSv2 token request.
 func (l *Lab) startIMDS(ctx context.Context, s *Site) error {
-	b, err := imdsConfig(s, s.VPCID)
+	l.mu.Lock()
+	ev := l.imdsEvents[s.Name]
+	l.mu.Unlock()
+	b, err := imdsConfig(s, ev)
 	if err != nil {
 		return err
 	}
@@ -452,7 +452,7 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),
 		"HEADNAT_EGRESS_TARGETS=" + EchoURL(),
 		"HEADNAT_STATE_PATH=" + l.AgentStatePath(s.Name),
-		"HEADNAT_CONTROL_SOCKET=" + filepath.Join(l.dir, "agent-"+s.Name, "control.sock"),
+		"HEADNAT_CONTROL_SOCKET=" + l.ControlSocket(s.Name),
 		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
 		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
 	}
@@ -470,7 +470,7 @@ func (l *Lab) RunAgentOnce(ctx context.Context, site string, timeout time.Durati
 
 // RunAgent is RunAgentOnce with extra command-line arguments (e.g. --once, --dry-run).
 func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, args []string, extraEnv ...string) (int, string, error) {
-	s, err := l.Site(site)
+	s, err := l.liveSite(site)
 	if err != nil {
 		return 0, "", err
 	}
@@ -491,7 +491,10 @@ func (l *Lab) RunAgent(ctx context.Context, site string, timeout time.Duration, 
 
 // Close stops every process and removes every namespace. Safe to call more than once.
 func (l *Lab) Close() {
-	// Holding agentMu, no restart can slip in between closing and collecting the processes.
+	// Holding lifeMu, no Launch or TerminateNow runs meanwhile; holding agentMu, no restart can
+	// slip in between closing and collecting the processes.
+	l.lifeMu.Lock()
+	defer l.lifeMu.Unlock()
 	l.agentMu.Lock()
 	l.mu.Lock()
 	if l.closed {
@@ -513,7 +516,7 @@ func (l *Lab) Close() {
 	for _, p := range l.imds {
 		procs = append(procs, p)
 	}
-	servers := l.servers
+	servers, nss := l.servers, slices.Clone(l.nss)
 	l.mu.Unlock()
 	l.agentMu.Unlock()
 	var wg sync.WaitGroup
@@ -527,9 +530,9 @@ func (l *Lab) Close() {
 	for _, srv := range servers {
 		_ = srv.Close()
 	}
-	for i := len(l.nss) - 1; i >= 0; i-- {
-		if err := l.nss[i].Delete(); err != nil {
-			l.log.Warn("delete namespace", "ns", l.nss[i].Name, "err", err)
+	for i := len(nss) - 1; i >= 0; i-- {
+		if err := nss[i].Delete(); err != nil {
+			l.log.Warn("delete namespace", "ns", nss[i].Name, "err", err)
 		}
 	}
 	l.mu.Lock()

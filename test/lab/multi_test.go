@@ -20,7 +20,7 @@ func waitPeersHealthy(t *testing.T, l *Lab, site string, timeout time.Duration) 
 	var last api.Status
 	if err := waitFor(timeout, func() bool {
 		st, err := l.AgentStatus(ctx, site)
-		if err != nil || !st.Self.Healthy || len(st.Peers) != len(l.NATs)-1 {
+		if err != nil || !st.Self.Healthy || len(st.Peers) != len(l.NATs())-1 {
 			return false
 		}
 		last = st
@@ -45,14 +45,14 @@ func TestSecondNATOfTheAZTakesOver(t *testing.T) {
 		t.Fatalf("NATs %s, want a,a2,b", got)
 	}
 	a, a2, b := l.MustSite("a"), l.MustSite("a2"), l.MustSite("b")
-	if len(l.Sites) != 2 || l.Sites[0] != a || l.Sites[1] != b || l.MustSite("nat-a2") != a2 || l.MustSite("us-east-1a") != a {
-		t.Fatalf("sites %v, want a and b; lookups by nat-a2 and zone", l.Sites)
+	if len(l.Sites()) != 2 || l.Sites()[0] != a || l.Sites()[1] != b || l.MustSite("nat-a2") != a2 || l.MustSite("us-east-1a") != a {
+		t.Fatalf("sites %v, want a and b; lookups by nat-a2 and zone", l.Sites())
 	}
 	if a2.AZ != "a" || a2.RouteTable != a.RouteTable || a2.Host != a.Host || a2.NAT == a.NAT ||
 		a2.ENI == a.ENI || a2.EIP == a.EIP || a2.NATIP == a.NATIP || !a2.LaunchTime.After(b.LaunchTime) {
 		t.Fatalf("nat-a2 %+v\nnat-a %+v", a2, a)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		waitPeersHealthy(t, l, s.Name, 60*time.Second)
 	}
 	if site, _ := l.Target(a.RouteTable); site != a.Name {
@@ -105,7 +105,7 @@ func TestRestartingHomePeerDoesNotHoldTable(t *testing.T) {
 		AgentEnv: []string{"HEADNAT_PROBE_RESTART_GRACE=" + grace.String()}})
 	ctx := context.Background()
 	a, a2, b := l.MustSite("a"), l.MustSite("a2"), l.MustSite("b")
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		waitPeersHealthy(t, l, s.Name, 60*time.Second)
 	}
 

@@ -69,7 +69,7 @@ func TestNetworkWithoutAgents(t *testing.T) {
 	a, b := l.MustSite("a"), l.MustSite("b")
 
 	// Identity: each NAT namespace's IMDS (IMDSv2 only) says who it is.
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		c := imds.New(imds.Options{Endpoint: "http://" + IMDSAddr, HTTPClient: l.Client(s.NAT.Name, 2*time.Second)})
 		doc, err := c.GetInstanceIdentityDocument(ctx, nil)
 		if err != nil {
@@ -132,14 +132,14 @@ func TestNetworkWithoutAgents(t *testing.T) {
 	}
 	// Source/dest check still on: AWS drops what the NAT would forward.
 	expectNoEcho(t, l, a)
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if _, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 			InstanceId: &s.InstanceID, SourceDestCheck: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)},
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if l.Sim.SourceDestCheck(s.ENI) {
 			t.Fatalf("source/dest check of %s still on; calls: %+v", s.ENI, l.Sim.Calls())
 		}

@@ -59,7 +59,7 @@ func TestCrashRestartsAgentNoRouteMove(t *testing.T) {
 		}
 		t.Fatalf("route writes after the crash (want none: restarted within restart_grace, routes adopted): %+v\nbecause: %q", ws, why)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if site, _ := l.Target(s.RouteTable); site != s.Name {
 			t.Errorf("private-%s targets nat-%s after the crash, want nat-%s", s.AZ, site, s.Name)
 		}

@@ -15,8 +15,20 @@ import (
 // ASGName is the lab's Auto Scaling group.
 const ASGName = "headnat-lab"
 
-// DrainHook is the lab ASG's termination lifecycle hook.
+// DrainHook is the lab ASG's termination lifecycle hook (EC2_INSTANCE_TERMINATING, default
+// result CONTINUE, heartbeat timeout 5 minutes).
 const DrainHook = "headnat-drain"
+
+// LaunchHook is the lab ASG's launch lifecycle hook (EC2_INSTANCE_LAUNCHING, default result
+// ABANDON, heartbeat timeout Options.LaunchHookTimeout): NATs added by Launch wait in
+// Pending:Wait until their agent completes it. The NATs seeded by Up are InService at once.
+const LaunchHook = "headnat-launch"
+
+// DefaultLaunchHookTimeout is the launch hook's heartbeat timeout unless Options say otherwise.
+const DefaultLaunchHookTimeout = 5 * time.Minute
+
+// expireEvery is how often the lab applies the lifecycle actions' timeouts.
+const expireEvery = 200 * time.Millisecond
 
 // apiPageSize is the simulator's page size for Describe calls that give no MaxResults: small,
 // so that the agents' NextToken loops run in every lab.
@@ -36,9 +48,9 @@ func (l *Lab) startSim() error {
 		Staleness: l.opts.APIStaleness,
 	})
 	vpc := sim.AddVPC(VPCCIDR, map[string]string{"Name": "headnat-lab"})
-	launch := time.Now().Add(-time.Duration(len(l.Sites)+1) * time.Minute).UTC().Truncate(time.Second)
+	launch := time.Now().Add(-time.Duration(len(l.Sites())+1) * time.Minute).UTC().Truncate(time.Second)
 	var ids []string
-	for i, s := range l.Sites {
+	for i, s := range l.Sites() {
 		s.VPCID = vpc
 		s.PublicSubnet = sim.AddSubnet(vpc, s.Zone, s.PublicCIDR, map[string]string{"Name": "public-" + s.Name})
 		s.PrivateSubnet = sim.AddSubnet(vpc, s.Zone, s.PrivateCIDR, map[string]string{"Name": "private-" + s.Name})
@@ -62,6 +74,11 @@ func (l *Lab) startSim() error {
 		MaxSize:   int32(len(ids)) + 1,
 		Instances: ids,
 		Hooks: []vpcsim.HookSpec{{
+			Name:             LaunchHook,
+			Transition:       vpcsim.TransitionLaunching,
+			HeartbeatTimeout: l.opts.LaunchHookTimeout,
+			DefaultResult:    vpcsim.ResultAbandon,
+		}, {
 			Name:             DrainHook,
 			Transition:       vpcsim.TransitionTerminating,
 			HeartbeatTimeout: 5 * time.Minute,
@@ -75,13 +92,62 @@ func (l *Lab) startSim() error {
 	if err := sim.Sync(); err != nil {
 		return err
 	}
-	l.Sim = sim
+	l.Sim, l.sink = sim, sink
+	for _, s := range l.NATs() {
+		l.eipAlloc[s.EIP] = s.AllocationID
+	}
+	go l.expireActions()
 	ln, err := ListenIn(l.Router.Name, net.JoinHostPort(APIAddr, "4566"))
 	if err != nil {
 		return err
 	}
 	l.serve(ln, l.recordRequests(sim.Handler()))
 	return nil
+}
+
+// expireActions applies the lifecycle actions' heartbeat and global timeouts until the lab
+// closes, as AutoScaling does on its own.
+func (l *Lab) expireActions() {
+	t := time.NewTicker(expireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.closing:
+			return
+		case <-t.C:
+		}
+		if n, err := l.Sim.ExpireLifecycleActions(); err != nil {
+			l.log.Warn("expire lifecycle actions", "err", err)
+		} else if n > 0 {
+			l.log.Info("lifecycle actions timed out", "count", n)
+		}
+		l.reap()
+	}
+}
+
+// reap removes, as TerminateNow does, every live NAT whose instance the simulator has
+// terminated (a launch abandoned or timed out, a terminate action completed): on AWS the
+// machine would be gone.
+func (l *Lab) reap() {
+	for _, s := range l.NATs() {
+		in, ok := l.Sim.Instance(s.InstanceID)
+		if !ok || in.State != vpcsim.StateTerminated {
+			continue
+		}
+		l.mu.Lock()
+		busy := l.reaping[s.Name]
+		l.reaping[s.Name] = true
+		l.mu.Unlock()
+		if busy {
+			continue
+		}
+		go func() {
+			l.log.Info("instance terminated in the simulator: removing it", "nat", s.Name)
+			if err := l.TerminateNow(s.Name); err != nil {
+				l.log.Warn("remove a terminated instance", "nat", s.Name, "err", err)
+			}
+		}()
+	}
 }
 
 // onCall records every accepted write of a default route.
@@ -98,12 +164,8 @@ func (l *Lab) onCall(c vpcsim.Call) {
 	}
 	if s := l.siteByENI(m.ENI); s != nil {
 		m.TargetAZ = s.Name
-	} else if id := c.Params["InstanceId"]; id != "" {
-		for _, s := range l.NATs {
-			if s.InstanceID == id {
-				m.TargetAZ = s.Name
-			}
-		}
+	} else if s := l.siteByInstance(c.Params["InstanceId"]); s != nil {
+		m.TargetAZ = s.Name
 	}
 	l.mu.Lock()
 	l.moves = append(l.moves, m)
@@ -163,7 +225,7 @@ func (l *Lab) recordRequests(h http.Handler) http.Handler {
 		}
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		req := APIRequest{Time: time.Now(), From: host, Action: action}
-		for _, s := range l.NATs {
+		for _, s := range l.NATs() {
 			if s.NATIP == host {
 				req.Site = s.Name
 			}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 
@@ -50,10 +51,10 @@ func (l *Lab) connectKernel(s *lateSink) error {
 		IGW:       "igw",
 		Logger:    l.log.With("component", "kernel-sink"),
 	}
-	for _, site := range l.Sites {
+	for _, site := range l.Sites() {
 		cfg.Tables[site.RouteTable] = KernelTable{Table: site.KernelTable, Iifs: []string{site.prvIf()}}
 	}
-	for _, nat := range l.NATs {
+	for _, nat := range l.NATs() {
 		cfg.SDCLegs = append(cfg.SDCLegs, nat.pubIf())
 	}
 	k, err := NewKernelSink(cfg)
@@ -67,4 +68,13 @@ func (l *Lab) connectKernel(s *lateSink) error {
 	s.k = k
 	s.mu.Unlock()
 	return nil
+}
+
+// addSDCLeg models source/dest check on a router leg added at runtime.
+func (s *lateSink) addSDCLeg(leg string) error {
+	k := s.get()
+	if k == nil {
+		return errors.New("kernel sink not connected")
+	}
+	return k.AddSDCLeg(leg)
 }

@@ -21,7 +21,7 @@ func TestStaleAPIConverges(t *testing.T) {
 	l := ownLab(t, Options{Name: "stale", FailbackAfter: testFailback, APIStaleness: apiStaleness})
 	ctx := context.Background()
 	a, b := l.MustSite("a"), l.MustSite("b")
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		waitTarget(t, l, s.RouteTable, s.Name, 30*time.Second)
 	}
 	// Start-up writes may still be read stale for a moment; the quiet period starts after.
@@ -32,7 +32,7 @@ func TestStaleAPIConverges(t *testing.T) {
 	if ms := l.MovesSince(quiet); len(ms) != 0 {
 		t.Fatalf("routes moved while every NAT was healthy (a false failover): %+v", ms)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if site, st := l.Target(s.RouteTable); site != s.Name || st != "active" {
 			t.Fatalf("table private-%s points at %q (%s) after the quiet period", s.Name, site, st)
 		}
@@ -80,7 +80,7 @@ func TestStaleAPIConverges(t *testing.T) {
 			t.Errorf("table %s moved back and forth: %v (back to %s)", tbl, moves[tbl], back)
 		}
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if site, st := l.Target(s.RouteTable); site != b.Name || st != "active" {
 			t.Errorf("table private-%s points at %q (%s), want nat-b", s.Name, site, st)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/test/vpcsim"
 )
 
 // Status is the lab as a whole: what the simulator's route tables point at, what every agent
@@ -44,19 +45,22 @@ type TableView struct {
 
 // AgentView is one NAT instance and its agent.
 type AgentView struct {
-	Site     string       `json:"site"` // the NAT's name
-	AZ       string       `json:"az"`
-	Zone     string       `json:"zone"`
-	Instance string       `json:"instance"`
-	ENI      string       `json:"eni"`
-	IP       string       `json:"ip"`
-	EIP      string       `json:"eip"`
-	LinkUp   bool         `json:"link_up"`
-	Pid      int          `json:"pid"` // 0 when not running
-	Agent    AgentProc    `json:"agent"`
-	Code     int          `json:"code"`
-	Healthz  *api.Healthz `json:"healthz,omitempty"`
-	Error    string       `json:"error,omitempty"`
+	Site     string    `json:"site"` // the NAT's name
+	AZ       string    `json:"az"`
+	Zone     string    `json:"zone"`
+	Instance string    `json:"instance"`
+	ENI      string    `json:"eni"`
+	IP       string    `json:"ip"`
+	EIP      string    `json:"eip"`
+	LinkUp   bool      `json:"link_up"`
+	Pid      int       `json:"pid"` // 0 when not running
+	Agent    AgentProc `json:"agent"`
+	// Lifecycle is the instance's state in the ASG (LifecycleState): Pending:Wait, InService,
+	// Terminating:Wait, ... or terminated.
+	Lifecycle string       `json:"lifecycle,omitempty"`
+	Code      int          `json:"code"`
+	Healthz   *api.Healthz `json:"healthz,omitempty"`
+	Error     string       `json:"error,omitempty"`
 }
 
 // HostView is one private host and where its traffic leaves now.
@@ -80,7 +84,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 		st.Namespaces[role] = ns
 	}
 	l.mu.Unlock()
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		tv := TableView{ID: s.RouteTable, Home: s.AZ, State: "missing"}
 		if r, ok := l.Sim.Route(s.RouteTable); ok {
 			tv.State = r.State
@@ -94,14 +98,15 @@ func (l *Lab) Status(ctx context.Context) Status {
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	st.Agents = make([]AgentView, len(l.NATs))
-	for i, s := range l.NATs {
+	nats := l.NATs()
+	st.Agents = make([]AgentView, len(nats))
+	for i, s := range nats {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ag, _ := l.Agent(s.Name)
 			av := AgentView{Site: s.Name, AZ: s.AZ, Zone: s.Zone, Instance: s.InstanceID, ENI: s.ENI, IP: s.NATIP, EIP: s.EIP,
-				Pid: ag.Pid, Agent: ag, LinkUp: l.linkUp(s)}
+				Pid: ag.Pid, Agent: ag, LinkUp: l.linkUp(s), Lifecycle: l.LifecycleState(s.Name)}
 			hz, code, err := l.Healthz(ctx, s.Name)
 			if err != nil {
 				av.Error = err.Error()
@@ -118,8 +123,9 @@ func (l *Lab) Status(ctx context.Context) Status {
 			mu.Unlock()
 		}()
 	}
-	st.Hosts = make([]HostView, len(l.Sites))
-	for i, s := range l.Sites {
+	sites := l.Sites()
+	st.Hosts = make([]HostView, len(sites))
+	for i, s := range sites {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -147,6 +153,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 		mu.Unlock()
 	}()
 	wg.Wait()
+	st.Agents = append(st.Agents, l.terminatedViews()...)
 	st.Decisions = l.Decisions()
 	if n := len(st.Decisions); n > 50 {
 		st.Decisions = st.Decisions[n-50:]
@@ -158,6 +165,23 @@ func (l *Lab) Status(ctx context.Context) Status {
 	}
 	st.Faults, _ = l.Faults()
 	return st
+}
+
+// StatusTerminated is how many terminated NATs Status lists, the latest ones.
+const StatusTerminated = 8
+
+// terminatedViews lists the NATs terminated last, without probing what is gone.
+func (l *Lab) terminatedViews() []AgentView {
+	gone := l.Terminated()
+	if n := len(gone); n > StatusTerminated {
+		gone = gone[n-StatusTerminated:]
+	}
+	var out []AgentView
+	for _, s := range gone {
+		out = append(out, AgentView{Site: s.Name, AZ: s.AZ, Zone: s.Zone, Instance: s.InstanceID, ENI: s.ENI, IP: s.NATIP,
+			EIP: s.EIP, Agent: AgentProc{State: ProcStopped}, Lifecycle: l.LifecycleState(s.Name)})
+	}
+	return out
 }
 
 // MoveLog is every route move so far with the agents' decisions behind them.
@@ -193,11 +217,19 @@ func WriteStatus(w io.Writer, st Status) {
 		fmt.Fprintf(tw, "%s\tprivate-%s\t%s\t%s\n", t.ID, t.Home, target, t.State)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "NAT\tINSTANCE\tEIP\tLINK\tAGENT\t/healthz\tTABLES\tREASONS")
+	fmt.Fprintln(tw, "NAT\tINSTANCE\tLIFECYCLE\tEIP\tLINK\tAGENT\t/healthz\tTABLES\tREASONS")
 	for _, a := range st.Agents {
 		link := "down"
 		if a.LinkUp {
 			link = "up"
+		}
+		lifecycle := a.Lifecycle
+		if lifecycle == "" {
+			lifecycle = "-"
+		}
+		if a.Lifecycle == vpcsim.StateTerminated {
+			fmt.Fprintf(tw, "nat-%s %s\t%s\t%s\t%s\t-\t-\t-\t-\t-\n", a.Site, a.IP, a.Instance, lifecycle, a.EIP)
+			continue
 		}
 		agent := a.Agent.State
 		if a.Pid != 0 {
@@ -219,7 +251,7 @@ func WriteStatus(w io.Writer, st Status) {
 		case a.Error != "":
 			hz = "unreachable"
 		}
-		fmt.Fprintf(tw, "nat-%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Site, a.IP, a.Instance, a.EIP, link, agent, hz, tables, reasons)
+		fmt.Fprintf(tw, "nat-%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Site, a.IP, a.Instance, lifecycle, a.EIP, link, agent, hz, tables, reasons)
 	}
 	if len(st.Hosts) > 0 {
 		fmt.Fprintln(tw)
@@ -397,7 +429,7 @@ func (l *Lab) watchDecisions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, s := range l.NATs {
+		for _, s := range l.NATs() {
 			if l.AgentPid(s.Name) == 0 {
 				continue
 			}

@@ -65,7 +65,7 @@ type tailnet struct {
 	hs   *tailnetlab.Headscale
 	mu   sync.Mutex
 	ts   map[string]*tailnetlab.Tailscaled // by NAT name, and AdminHostname
-	fwds []*tailnetlab.Forwarder
+	fwds map[string]*tailnetlab.Forwarder  // by node, as ts
 	// killed are the NATs whose instance Kill took down, until Revive.
 	killed map[string]bool
 	// The admin's `tailscale up` runs while the agents start: adminErr is its result once
@@ -96,7 +96,7 @@ func (l *Lab) buildAdmin() error {
 
 // startServices serves EchoHandler on every private host's ServicePort.
 func (l *Lab) startServices() error {
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		ln, err := ListenIn(s.Host.Name, net.JoinHostPort(s.HostIP, strconv.Itoa(ServicePort)))
 		if err != nil {
 			return err
@@ -111,7 +111,8 @@ func (l *Lab) startServices() error {
 // admin's, and starts the admin's login (awaited by WaitTailnet).
 func (l *Lab) startTailnet(ctx context.Context) error {
 	bin := filepath.Dir(l.bin)
-	tn := &tailnet{vpc: netip.MustParsePrefix(VPCCIDR), ts: map[string]*tailnetlab.Tailscaled{}, killed: map[string]bool{}, adminDone: make(chan struct{})}
+	tn := &tailnet{vpc: netip.MustParsePrefix(VPCCIDR), ts: map[string]*tailnetlab.Tailscaled{},
+		fwds: map[string]*tailnetlab.Forwarder{}, killed: map[string]bool{}, adminDone: make(chan struct{})}
 	l.mu.Lock()
 	l.tn = tn
 	l.mu.Unlock()
@@ -144,7 +145,7 @@ func (l *Lab) startTailnet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.startTailscaled(ctx, s.Name); err != nil {
 			return err
 		}
@@ -183,9 +184,14 @@ func (l *Lab) startTailscaled(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
+	return l.startTailscaledIn(ctx, node, ns)
+}
+
+// startTailscaledIn is startTailscaled in a given namespace (a NAT being launched).
+func (l *Lab) startTailscaledIn(ctx context.Context, node string, ns *netns.NS) error {
 	tn := l.tn
 	tn.mu.Lock()
-	_, started := tn.ts[node]
+	_, started := tn.fwds[node]
 	tn.mu.Unlock()
 	if !started {
 		f, err := tailnetlab.ForwardWithLog(ns, HeadscalePort, net.JoinHostPort(HeadscaleAddr, strconv.Itoa(HeadscalePort)),
@@ -194,7 +200,7 @@ func (l *Lab) startTailscaled(ctx context.Context, node string) error {
 			return fmt.Errorf("forwarder to headscale in %s: %w", node, err)
 		}
 		tn.mu.Lock()
-		tn.fwds = append(tn.fwds, f)
+		tn.fwds[node] = f
 		tn.mu.Unlock()
 		l.recordPid("forwarder-"+node, f.Pid())
 	}
@@ -215,6 +221,25 @@ func (tn *tailnet) node(name string) *tailnetlab.Tailscaled {
 	tn.mu.Lock()
 	defer tn.mu.Unlock()
 	return tn.ts[name]
+}
+
+// stopTailscaled kills a terminated NAT's tailscaled and forwarder for good.
+func (l *Lab) stopTailscaled(node string) {
+	if l.tn == nil {
+		return
+	}
+	l.tn.mu.Lock()
+	ts, f := l.tn.ts[node], l.tn.fwds[node]
+	delete(l.tn.ts, node)
+	delete(l.tn.fwds, node)
+	delete(l.tn.killed, node)
+	l.tn.mu.Unlock()
+	if ts != nil {
+		ts.Kill()
+	}
+	if f != nil {
+		f.Stop()
+	}
 }
 
 // killTailscaled marks a killed NAT's tailscaled: it keeps running, cut off with its instance,
@@ -350,16 +375,6 @@ func (l *Lab) StartHeadscale(ctx context.Context) error {
 	return nil
 }
 
-// SiteByIP returns the NAT instance whose private (VPC) address is ip, nil if none.
-func (l *Lab) SiteByIP(ip string) *Site {
-	for _, s := range l.NATs {
-		if s.NATIP == ip {
-			return s
-		}
-	}
-	return nil
-}
-
 // AdminCurl makes one HTTP GET from the admin namespace, as `curl url` there would, on a fresh
 // connection bounded by timeout, and returns the body without surrounding space. A private
 // host's ServiceURL answers with the address it saw: the VPC address of the NAT that routed
@@ -402,15 +417,15 @@ func (l *Lab) TailnetNodes(ctx context.Context) ([]TailnetNode, error) {
 		return nil, err
 	}
 	rank := func(n TailnetNode) int {
-		for i, s := range l.NATs {
+		for i, s := range l.NATs() {
 			if s.Name == n.Name {
 				return i
 			}
 		}
 		if n.Name == AdminHostname {
-			return len(l.NATs)
+			return len(l.NATs())
 		}
-		return len(l.NATs) + 1
+		return len(l.NATs()) + 1
 	}
 	out := make([]TailnetNode, 0, len(nodes))
 	for _, n := range nodes {
@@ -419,10 +434,8 @@ func (l *Lab) TailnetNodes(ctx context.Context) ([]TailnetNode, error) {
 		if ip := n.IPv4(); ip.IsValid() {
 			tv.IP = ip.String()
 		}
-		for _, s := range l.NATs {
-			if s.TailnetHostname() == n.Name {
-				tv.Name = s.Name
-			}
+		if s := l.findSite(func(s *Site) bool { return s.TailnetHostname() == n.Name }); s != nil {
+			tv.Name = s.Name
 		}
 		if n.Name == AdminHostname && len(n.Tags) == 0 {
 			tv.Name = AdminHostname
@@ -533,7 +546,7 @@ func (l *Lab) tailnetWhole(ctx context.Context) error {
 	for _, n := range nodes {
 		byName[n.Name] = n
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		n, ok := byName[s.Name]
 		switch {
 		case !ok:
@@ -551,7 +564,7 @@ func (l *Lab) tailnetWhole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		var peer *tailnetlab.PeerStatus
 		for _, p := range st.Peer {
 			if p.HostName == s.TailnetHostname() {
@@ -568,7 +581,7 @@ func (l *Lab) tailnetWhole(ctx context.Context) error {
 	if _, err := primaryOf(nodes); err != nil {
 		return err
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if _, err := l.AdminCurl(ctx, s.ServiceURL(), time.Second); err != nil {
 			return fmt.Errorf("admin cannot reach %s: %w", s.ServiceURL(), err)
 		}

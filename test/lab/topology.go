@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,11 +38,13 @@ func EchoURL() string { return "http://" + EchoAddr + "/" }
 // public subnet, its ENI, EIP, IMDS mock and agent) with the AZ it serves (the private subnet,
 // its route table and client host), and the IDs the simulator gave them. An AZ's first NAT is
 // named after the AZ ("a"); further NATs in the same AZ are "a2", "a3", ... and share the AZ's
-// fields (subnets, route table, host) with it.
+// fields (subnets, route table, host) with it. Names are never reused in a lab: a NAT that
+// Launch adds gets the AZ's next number, even when it takes the slot (Index, and so the
+// addresses) of a terminated one. A Site does not change once the lab has published it.
 type Site struct {
 	Name        string // the NAT's name: "a", "b", or "a2", "a3" for an AZ's further NATs
 	AZ          string // the AZ's short name: "a", "b"
-	Index       int    // 1 for the AZ's first NAT, 2 for the next, ...
+	Index       int    // its slot in the AZ, 1 to MaxNATsPerAZ, which picks its addresses
 	Zone        string // "us-east-1a"
 	PublicCIDR  string
 	PrivateCIDR string
@@ -95,43 +98,46 @@ func (o Options) NATCounts() (map[string]int, error) {
 	return counts, nil
 }
 
-// newSites returns the first NAT of every AZ (the sites) and every NAT, AZ by AZ.
-func newSites(counts map[string]int) (sites, nats []*Site) {
-	for i, az := range AZs {
+// newSites returns every NAT of the seeded lab, AZ by AZ.
+func newSites(counts map[string]int) []*Site {
+	var nats []*Site
+	for _, az := range AZs {
 		for k := 1; k <= counts[az]; k++ {
-			s := &Site{
-				Name:        az,
-				AZ:          az,
-				Index:       k,
-				Zone:        Region + az,
-				PublicCIDR:  fmt.Sprintf("198.18.%d.0/24", i),
-				PrivateCIDR: fmt.Sprintf("198.18.%d.0/24", 10+i),
-				RouterPub:   fmt.Sprintf("198.18.%d.1", i),
-				RouterPrv:   fmt.Sprintf("198.18.%d.1", 10+i),
-				NATIP:       fmt.Sprintf("198.18.%d.%d", i, 9+k),
-				EIP:         fmt.Sprintf("203.0.113.%d", 10*k+i),
-				HostIP:      fmt.Sprintf("198.18.%d.2", 10+i),
-				KernelTable: 110 + i,
-				MAC:         fmt.Sprintf("02:00:c6:12:%02x:%02x", i, 9+k),
-			}
-			if k > 1 {
-				s.Name = az + strconv.Itoa(k)
-			} else {
-				sites = append(sites, s)
-			}
-			nats = append(nats, s)
+			nats = append(nats, newSite(az, k, k))
 		}
 	}
-	return sites, nats
+	return nats
 }
 
-// shared reports whether the site's AZ has more than one NAT.
-func (l *Lab) shared(s *Site) bool { return len(l.NATsIn(s.AZ)) > 1 }
+// newSite returns the addressing of the NAT in slot k (1 to MaxNATsPerAZ) of an AZ, the
+// seq-th NAT the AZ has had: its name is the AZ's ("a") for the first, "a<seq>" after.
+func newSite(az string, k, seq int) *Site {
+	i := slices.Index(AZs, az)
+	s := &Site{
+		Name:        az,
+		AZ:          az,
+		Index:       k,
+		Zone:        Region + az,
+		PublicCIDR:  fmt.Sprintf("198.18.%d.0/24", i),
+		PrivateCIDR: fmt.Sprintf("198.18.%d.0/24", 10+i),
+		RouterPub:   fmt.Sprintf("198.18.%d.1", i),
+		RouterPrv:   fmt.Sprintf("198.18.%d.1", 10+i),
+		NATIP:       fmt.Sprintf("198.18.%d.%d", i, 9+k),
+		EIP:         fmt.Sprintf("203.0.113.%d", 10*k+i),
+		HostIP:      fmt.Sprintf("198.18.%d.2", 10+i),
+		KernelTable: 110 + i,
+		MAC:         fmt.Sprintf("02:00:c6:12:%02x:%02x", i, 9+k),
+	}
+	if seq > 1 {
+		s.Name = az + strconv.Itoa(seq)
+	}
+	return s
+}
 
 // NATsIn returns the NAT instances of an AZ ("a"), first one first.
 func (l *Lab) NATsIn(az string) []*Site {
 	var out []*Site
-	for _, n := range l.NATs {
+	for _, n := range l.NATs() {
 		if n.AZ == az {
 			out = append(out, n)
 		}
@@ -140,6 +146,14 @@ func (l *Lab) NATsIn(az string) []*Site {
 }
 
 func (s *Site) pubIf() string { return "pub-" + s.Name }
+
+// proxyARP makes the router answer ARP on the NAT's leg for the other legs of its subnet.
+func proxyARP(s *Site) [][]string {
+	return [][]string{
+		sysctl("net.ipv4.conf." + s.pubIf() + ".proxy_arp=1"),
+		sysctl("net.ipv4.neigh." + s.pubIf() + ".proxy_delay=0"),
+	}
+}
 func (s *Site) prvIf() string { return "prv-" + s.AZ }
 
 func prefixLen(cidr string) string {
@@ -173,12 +187,7 @@ func (l *Lab) buildNetwork() error {
 			return nil
 		}
 		var n *netns.NS
-		n, err = netns.Add(role)
-		if err == nil {
-			l.nss = append(l.nss, n)
-			l.state.Namespaces[role] = n.Name
-			err = l.saveState()
-		}
+		n, err = l.addNS(role)
 		return n
 	}
 	l.Inet = add("inet")
@@ -186,7 +195,7 @@ func (l *Lab) buildNetwork() error {
 	if l.opts.Tailnet {
 		l.Admin = add("admin")
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		s.NAT = add("nat-" + s.Name)
 		if s.Index == 1 {
 			s.Host = add("host-" + s.AZ)
@@ -195,7 +204,7 @@ func (l *Lab) buildNetwork() error {
 	if err != nil {
 		return err
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		s.Host = l.MustSite(s.AZ).Host
 	}
 
@@ -227,12 +236,12 @@ func (l *Lab) buildNetwork() error {
 		return err
 	}
 
-	for _, s := range l.NATs {
-		if err := l.buildNAT(s); err != nil {
+	for _, s := range l.NATs() {
+		if err := l.buildNAT(s, len(l.NATsIn(s.AZ)) > 1); err != nil {
 			return err
 		}
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if err := netns.Veth(s.Host, "eth0", l.Router, s.prvIf()); err != nil {
 			return err
 		}
@@ -262,8 +271,8 @@ func (l *Lab) buildNetwork() error {
 // simulator's source/dest check model wants). An AZ's first NAT holds the public subnet's
 // connected route on its leg; further NATs get a host route on theirs, and the router answers
 // ARP between the legs of the subnet (proxy ARP), so the NATs of one AZ reach each other
-// through the router, where faults apply.
-func (l *Lab) buildNAT(s *Site) error {
+// through the router, where faults apply. shared says whether the AZ has more than one NAT.
+func (l *Lab) buildNAT(s *Site, shared bool) error {
 	if err := netns.Veth(s.NAT, "eth0", l.Router, s.pubIf()); err != nil {
 		return err
 	}
@@ -280,11 +289,8 @@ func (l *Lab) buildNAT(s *Site) error {
 		sysctl("net.ipv4.conf."+s.pubIf()+".rp_filter=0"),
 		sysctl("net.ipv4.conf."+s.pubIf()+".send_redirects=0"),
 	)
-	if l.shared(s) {
-		leg = append(leg,
-			sysctl("net.ipv4.conf."+s.pubIf()+".proxy_arp=1"),
-			sysctl("net.ipv4.neigh."+s.pubIf()+".proxy_delay=0"),
-		)
+	if shared {
+		leg = append(leg, proxyARP(s)...)
 	}
 	if err := run(l.Router, leg...); err != nil {
 		return err
@@ -309,8 +315,8 @@ func (l *Lab) buildNAT(s *Site) error {
 func (l *Lab) seedMoreNATs(sim *vpcsim.Sim, launch time.Time) ([]string, error) {
 	var ids []string
 	// The first NATs launched a minute apart up to a minute ago; the others since, 10s apart.
-	next := launch.Add(time.Duration(len(l.Sites)) * time.Minute)
-	for _, s := range l.NATs {
+	next := launch.Add(time.Duration(len(l.Sites())) * time.Minute)
+	for _, s := range l.NATs() {
 		if s.Index == 1 {
 			continue
 		}

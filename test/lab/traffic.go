@@ -57,14 +57,10 @@ func (l *Lab) get(ctx context.Context, nsName, url string, timeout time.Duration
 	return strings.TrimSpace(string(b)), nil
 }
 
-// SiteByEIP returns the NAT instance whose EIP is ip, nil if none.
+// SiteByEIP returns the NAT instance whose EIP is ip: the live one, else the terminated one
+// that had it last; nil if none.
 func (l *Lab) SiteByEIP(ip string) *Site {
-	for _, s := range l.NATs {
-		if s.EIP == ip {
-			return s
-		}
-	}
-	return nil
+	return l.findSite(func(s *Site) bool { return s.EIP == ip })
 }
 
 // WaitEgress polls from host's site until the echo server sees via's EIP, bounded by timeout.
@@ -93,7 +89,7 @@ func (l *Lab) WaitEgress(ctx context.Context, host, via *Site, timeout time.Dura
 // WaitHome waits until every private host egresses through its own AZ's NAT.
 func (l *Lab) WaitHome(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if err := l.WaitEgress(ctx, s, s, time.Until(deadline)); err != nil {
 			return err
 		}
@@ -185,7 +181,7 @@ func (l *Lab) Traffic(ctx context.Context, interval time.Duration, max int, fn f
 	}
 	timeout := 900 * time.Millisecond
 	var wg sync.WaitGroup
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		wg.Go(func() {
 			requestLoop(ctx, interval, max, fn, func() Sample {
 				seen, err := l.Echo(ctx, s, timeout)

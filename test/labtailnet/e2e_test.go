@@ -61,13 +61,13 @@ func TestVPCPartitionMovesNothing(t *testing.T) {
 		if ms := l.MovesSince(start); len(ms) > 0 {
 			t.Fatalf("route moved %s into the partition: %+v", time.Since(start).Round(time.Second), ms)
 		}
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			if seen, err := l.Echo(ctx, s, 3*time.Second); err != nil || seen != s.EIP {
 				t.Fatalf("%s into the partition: host-%s egress saw %q (err %v), want its own nat-%s (%s)",
 					time.Since(start).Round(time.Second), s.AZ, seen, err, s.Name, s.EIP)
 			}
 		}
-		for _, s := range l.NATs {
+		for _, s := range l.NATs() {
 			st, err := l.AgentStatus(ctx, s.Name)
 			if err != nil {
 				t.Fatalf("agent %s /status: %v", s.Name, err)
@@ -94,7 +94,7 @@ func TestVPCPartitionMovesNothing(t *testing.T) {
 		t.Fatalf("watch loop ended early")
 	}
 	// At the end still partitioned: the verdict held through the 5 minutes.
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		st, err := l.AgentStatus(ctx, s.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +109,7 @@ func TestVPCPartitionMovesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// After the heal: the peers are healthy over the VPC again, and nothing moves.
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		var last api.PeerStatus
 		ok, err := lab.Poll(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
 			st, err := l.AgentStatus(ctx, s.Name)
@@ -129,7 +129,7 @@ func TestVPCPartitionMovesNothing(t *testing.T) {
 	if ms := l.MovesSince(start); len(ms) > 0 {
 		t.Fatalf("route moves after the heal: %+v", ms)
 	}
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if err := l.WaitEgress(ctx, s, s, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestDrainWithdrawsTailnetRoutesFirst(t *testing.T) {
 	}
 	p := l.MustSite(primary)
 	other := l.Other(p)
-	url := l.Sites[0].ServiceURL()
+	url := l.Sites()[0].ServiceURL()
 
 	col := &lab.Samples{}
 	tctx, stopTraffic := context.WithTimeout(ctx, 90*time.Second)
@@ -267,14 +267,14 @@ func TestHeadscaleDownLeavesNATAlone(t *testing.T) {
 	degraded := map[string]string{}
 	failed, requests := 0, 0
 	for i := 0; i < 60 && time.Since(start) < 30*time.Second; i++ {
-		for _, s := range l.Sites {
+		for _, s := range l.Sites() {
 			requests++
 			if seen, err := l.Echo(ctx, s, 3*time.Second); err != nil || seen != s.EIP {
 				failed++
 				t.Errorf("headscale down %s: host-%s egress saw %q (err %v), want nat-%s (%s)", time.Since(start).Round(time.Second), s.AZ, seen, err, s.Name, s.EIP)
 			}
 		}
-		for _, s := range l.NATs {
+		for _, s := range l.NATs() {
 			hz, code, err := l.Healthz(ctx, s.Name)
 			if err != nil || code != http.StatusOK {
 				t.Fatalf("headscale down %s: agent %s /healthz %d %v: %+v", time.Since(start).Round(time.Second), s.Name, code, err, hz)
@@ -291,7 +291,7 @@ func TestHeadscaleDownLeavesNATAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if _, ok := degraded[s.Name]; !ok {
 			t.Errorf("agent %s never said the tailnet is degraded in 30s without headscale", s.Name)
 		}
@@ -313,7 +313,7 @@ func TestHeadscaleDownLeavesNATAlone(t *testing.T) {
 	if err := l.WaitTailnet(ctx, 60*time.Second); err != nil {
 		t.Fatalf("tailnet after headscale came back: %v", err)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		if err := l.WaitHealthz(ctx, s.Name, 30*time.Second, func(hz api.Healthz, code int) bool {
 			return code == http.StatusOK && hz.Tailnet != nil && !hz.Tailnet.Degraded && hz.Tailnet.Approved
 		}); err != nil {
@@ -376,7 +376,7 @@ func wrongKeyLab(t *testing.T) {
 
 	// Both agents say degraded, with a reason.
 	since := time.Now()
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		var last api.Healthz
 		if err := l.WaitHealthz(ctx, s.Name, 60*time.Second, func(hz api.Healthz, code int) bool {
 			last = hz
@@ -391,7 +391,7 @@ func wrongKeyLab(t *testing.T) {
 	if err := lab.Sleep(ctx, 40*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		b, err := os.ReadFile(l.AgentLog(s.Name))
 		if err != nil {
 			t.Fatal(err)
@@ -418,13 +418,13 @@ func wrongKeyLab(t *testing.T) {
 		}
 	}
 	// NAT works.
-	for _, s := range l.Sites {
+	for _, s := range l.Sites() {
 		if seen, err := l.Echo(ctx, s, 3*time.Second); err != nil || seen != s.EIP {
 			t.Errorf("host-%s egress saw %q (err %v), want nat-%s (%s)", s.AZ, seen, err, s.Name, s.EIP)
 		}
 	}
 	// Not in what the agents serve.
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		for _, path := range []string{api.PathHealthz, api.PathStatus, api.PathMetrics} {
 			body, err := agentRaw(ctx, l, s, path)
 			if err != nil {
@@ -495,7 +495,7 @@ func TestAdminReachesAgentsOverTailnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		i := slices.IndexFunc(nodes, func(n lab.TailnetNode) bool { return n.Name == s.Name })
 		if i < 0 || nodes[i].IP == "" {
 			t.Fatalf("nat-%s has no tailnet address: %+v", s.Name, nodes)

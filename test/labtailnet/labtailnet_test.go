@@ -109,7 +109,7 @@ func TestAdminReachesPrivateHostsAcrossPrimaryDeath(t *testing.T) {
 		byName[n.Name] = n
 	}
 	var primaries []string
-	for _, s := range l.NATs {
+	for _, s := range l.NATs() {
 		name := tailnet.Hostname(s.Zone, s.InstanceID)
 		n, ok := byName[name]
 		switch {
@@ -138,7 +138,7 @@ func TestAdminReachesPrivateHostsAcrossPrimaryDeath(t *testing.T) {
 
 	// Both private hosts, each in its own AZ, answer the admin through the primary router: its
 	// VPC address is what they see (198.18.0.x for AZ a, 198.18.1.x for AZ b).
-	for _, host := range l.Sites {
+	for _, host := range l.Sites() {
 		seen, err := l.AdminCurl(ctx, host.ServiceURL(), 5*time.Second)
 		if err != nil {
 			t.Fatalf("admin -> %s: %v", host.ServiceURL(), err)
@@ -156,7 +156,7 @@ func TestAdminReachesPrivateHostsAcrossPrimaryDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	for _, host := range l.Sites {
+	for _, host := range l.Sites() {
 		var seen string
 		var lastErr error
 		ok, err := lab.Poll(ctx, 30*time.Second-time.Since(killed), 200*time.Millisecond, func() bool {
