@@ -73,11 +73,13 @@ func lifecycle(ctx context.Context, l *lab.Lab, cmd string, q url.Values) (strin
 		return fmt.Sprintf("nat-%s launched in %s: instance %s, %s, EIP %s; %s (its agent completes the launch hook %s)",
 			s.Name, s.Zone, s.InstanceID, s.NATIP, s.EIP, l.LifecycleState(s.Name), lab.LaunchHook), nil
 	case "drain", "undrain":
-		run := l.Drain
+		var out string
+		var err error
 		if cmd == "undrain" {
-			run = l.Undrain
+			out, err = l.Undrain(ctx, arg)
+		} else {
+			out, err = l.Drain(ctx, arg)
 		}
-		out, err := run(ctx, arg)
 		return strings.TrimRight(out, "\n"), err
 	}
 	s, err := l.Site(arg)

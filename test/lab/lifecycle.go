@@ -26,6 +26,17 @@ import (
 // and its agent (unless Options.NoAgents). It returns once the agent runs. If the agent does
 // not start, the NAT stays and is returned with the error.
 func (l *Lab) Launch(ctx context.Context, az string) (*Site, error) {
+	return l.LaunchWith(ctx, az, LaunchOptions{})
+}
+
+// LaunchOptions change a launch.
+type LaunchOptions struct {
+	BreakEgress bool     // the NAT's egress is broken (BreakEgress) before its agent starts
+	AgentEnv    []string // added to the agent's environment (see StartAgent)
+}
+
+// LaunchWith is Launch with options.
+func (l *Lab) LaunchWith(ctx context.Context, az string, o LaunchOptions) (*Site, error) {
 	if !slices.Contains(AZs, az) {
 		return nil, fmt.Errorf("launch: no AZ %q in the lab (have %s)", az, strings.Join(AZs, ", "))
 	}
@@ -44,10 +55,15 @@ func (l *Lab) Launch(ctx context.Context, az string) (*Site, error) {
 	l.publish(s)
 	l.log.Info("instance launched", "nat", s.Name, "az", s.Zone, "instance", s.InstanceID, "ip", s.NATIP, "eip", s.EIP,
 		"lifecycle", l.Sim.GroupInstanceState(ASGName, s.InstanceID))
+	if o.BreakEgress {
+		if err := l.BreakEgress(s.Name); err != nil {
+			return s, fmt.Errorf("launch nat-%s: %w", s.Name, err)
+		}
+	}
 	if l.opts.NoAgents {
 		return s, nil
 	}
-	if err := l.StartAgent(s.Name); err != nil {
+	if err := l.StartAgent(s.Name, o.AgentEnv...); err != nil {
 		return s, fmt.Errorf("launch nat-%s: %w", s.Name, err)
 	}
 	return s, nil
@@ -202,6 +218,18 @@ func (l *Lab) launchFailure(s *Site) error {
 		return fmt.Errorf("nat-%s: its launch lifecycle action was completed with ABANDON: instance terminated", s.Name)
 	}
 	return fmt.Errorf("nat-%s is no longer in the ASG (instance %s)", s.Name, l.LifecycleState(s.Name))
+}
+
+// LaunchAction is the launch lifecycle action of a NAT launched while the lab runs.
+func (l *Lab) LaunchAction(site string) (vpcsim.LifecycleActionView, bool) {
+	s, err := l.Site(site)
+	if err != nil {
+		return vpcsim.LifecycleActionView{}, false
+	}
+	l.mu.Lock()
+	token := l.launches[s.Name]
+	l.mu.Unlock()
+	return l.Sim.LifecycleAction(token)
 }
 
 // LifecycleState is a NAT's state in the ASG as the simulator has it: "Pending:Wait",
@@ -408,8 +436,8 @@ func (l *Lab) ControlSocket(site string) string {
 
 // Drain runs `headnat drain --socket <ControlSocket>` in a NAT's namespace with its agent's
 // environment, and returns its output.
-func (l *Lab) Drain(ctx context.Context, site string) (string, error) {
-	return l.agentCommand(ctx, site, "drain")
+func (l *Lab) Drain(ctx context.Context, site string, args ...string) (string, error) {
+	return l.agentCommand(ctx, site, "drain", args...)
 }
 
 // Undrain runs `headnat undrain --socket <ControlSocket>` as Drain does.
@@ -417,14 +445,14 @@ func (l *Lab) Undrain(ctx context.Context, site string) (string, error) {
 	return l.agentCommand(ctx, site, "undrain")
 }
 
-func (l *Lab) agentCommand(ctx context.Context, site, cmd string) (string, error) {
+func (l *Lab) agentCommand(ctx context.Context, site, cmd string, args ...string) (string, error) {
 	s, err := l.liveSite(site)
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c := s.NAT.Cmd(ctx, l.bin, cmd, "--socket", l.ControlSocket(s.Name))
+	c := s.NAT.Cmd(ctx, l.bin, append([]string{cmd, "--socket", l.ControlSocket(s.Name)}, args...)...)
 	c.Env = l.AgentEnv(s)
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := c.CombinedOutput()
