@@ -46,7 +46,7 @@ vet:
 # The pinned tools build beside the agent (their downloads overlap its compile). The two long
 # end-to-end packages are named first so that go test builds and starts them first; four
 # packages run at a time, since the long ones mostly wait on namespaces and timers.
-LONG_TESTS := ./test/labtailnet/ ./test/lab/
+LONG_TESTS := ./test/labtailnet/ ./test/lab/ ./test/lablifecycle/
 test: deps
 	$(MAKE) -j2 tools build
 	$(MAKE) vet
