@@ -32,11 +32,9 @@ type life struct {
 
 	group          string
 	hooksKnown     bool
-	hookErr        string // why the hooks are not usable (logged once)
 	launch, term   *lifecycle.Hook
 	groupState     string
 	lastGroupPoll  time.Time
-	polledOnce     bool
 	triggers       []lifecycle.Trigger
 	drainStarted   time.Time
 	launchResult   string
@@ -72,15 +70,16 @@ func (l *life) addTrigger(t lifecycle.Trigger) bool {
 	return true
 }
 
-// trigger starts (or joins) a drain and takes a lifecycle step at once.
+// trigger starts (or joins) a drain; a new trigger takes a lifecycle step at once.
 func (a *Agent) trigger(ctx context.Context, t lifecycle.Trigger) {
 	a.life.mu.Lock()
 	added := a.life.addTrigger(t)
 	a.life.mu.Unlock()
-	if added {
-		a.log.Warn("drain requested", "by", t.Kind, "detail", t.Detail)
-		a.metrics.DrainStarted(t.Kind)
+	if !added {
+		return
 	}
+	a.log.Warn("drain requested", "by", t.Kind, "detail", t.Detail)
+	a.metrics.DrainStarted(t.Kind)
 	a.lifecycleStep(ctx)
 }
 
@@ -177,7 +176,6 @@ func (a *Agent) resolveHooks(ctx context.Context) {
 	}
 	l.mu.Lock()
 	l.launch, l.term, l.hooksKnown = launch, term, true
-	l.hookErr = strings.Join(problems, "; ")
 	l.mu.Unlock()
 	if len(problems) > 0 {
 		a.log.Error("lifecycle hooks: not completing them; the group's default result applies", "problem", strings.Join(problems, "; "))
@@ -257,7 +255,7 @@ func (a *Agent) pollGroup(ctx context.Context, force bool) {
 	l.groupErrLogged = false
 	l.mu.Lock()
 	changed := l.groupState != m.LifecycleState
-	l.groupState, l.polledOnce = m.LifecycleState, true
+	l.groupState = m.LifecycleState
 	l.mu.Unlock()
 	if changed {
 		a.log.Info("lifecycle state", "group", m.Group, "state", m.LifecycleState)
