@@ -68,7 +68,7 @@ bench-tailnet: deps tools build
 
 # Planned replacements with 20 requests/s from each private subnet: 5 instance refreshes (every NAT
 # replaced, one at a time) and 6 spot interruptions (20s notice), each followed by a relaunch and
-# the fail-back: about 8 minutes on a quiet machine.
+# the fail-back: about 5 minutes on a quiet machine.
 bench-lifecycle: deps tools build
 	$(GO) run ./bench/lifecycle -refreshes 5 -spots 6 -spot-delay 20s -failback-after 5s -out docs/BENCHMARKS.md
 

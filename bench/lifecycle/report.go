@@ -182,14 +182,14 @@ func (r *report) summary() string {
 	var b strings.Builder
 	if len(r.refreshes) > 0 {
 		s := statsOfRefreshes(r.refreshes)
-		fmt.Fprintf(&b, "%d instance refreshes, %d NATs replaced: %d of %d requests failed, longest outage %s; launch → InService %s, terminate → hand-over %s, terminate → terminated %s (p50 / max)\n",
-			len(r.refreshes), s.replaced, s.traffic.Failed, s.traffic.Requests, outage(s.traffic), s.inService, s.handOver, s.gone)
+		fmt.Fprintf(&b, "%d instance %s, %d NATs replaced: %d of %d requests failed, longest outage %s; launch → InService %s, terminate → hand-over %s, terminate → terminated %s (p50 / max)\n",
+			len(r.refreshes), plural(len(r.refreshes), "refresh", "refreshes"), s.replaced, s.traffic.Failed, s.traffic.Requests, outage(s.traffic), s.inService, s.handOver, s.gone)
 	}
 	if len(r.spots) > 0 {
 		s := statsOfSpots(r.spots)
 		t := s.interrupt.add(s.failback)
-		fmt.Fprintf(&b, "%d spot interruptions: %d of %d requests failed, longest outage %s; notice → table moved %s (p50 / max), margin to the interruption min %s\n",
-			len(r.spots), t.Failed, t.Requests, outage(t), s.moved, secs(s.margin.min))
+		fmt.Fprintf(&b, "%d spot %s: %d of %d requests failed, longest outage %s; notice → table moved %s (p50 / max), margin to the interruption min %s\n",
+			len(r.spots), plural(len(r.spots), "interruption", "interruptions"), t.Failed, t.Requests, outage(t), s.moved, secs(s.margin.min))
 	}
 	fmt.Fprintln(&b, r.claim())
 	return b.String()
