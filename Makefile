@@ -12,7 +12,7 @@ export CHECKPOINT_DISABLE := 1
 DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
 	curl:curl ping:iputils-ping sysctl:procps ss:iproute2
 
-.PHONY: all build deps tools test test-unit vet lab bench-dataplane bench-failover bench-tailnet clean
+.PHONY: all build deps tools test test-unit vet lab bench-dataplane bench-failover bench-tailnet bench-lifecycle clean
 
 all: build
 
@@ -65,6 +65,12 @@ bench-failover: deps tools build
 # runs), and 10 drains with headscale's default batching for comparison: about 12 minutes.
 bench-tailnet: deps tools build
 	$(GO) run ./bench/tailnet -unplanned 12 -planned 12 -baseline-planned 10 -out docs/BENCHMARKS.md
+
+# Planned replacements with 20 requests/s from each private subnet: 5 instance refreshes (every NAT
+# replaced, one at a time) and 6 spot interruptions (20s notice), each followed by a relaunch and
+# the fail-back: about 5 minutes on a quiet machine.
+bench-lifecycle: deps tools build
+	$(GO) run ./bench/lifecycle -refreshes 5 -spots 6 -spot-delay 20s -failback-after 5s -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN)
