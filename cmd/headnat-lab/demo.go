@@ -157,9 +157,39 @@ func demo(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 	}
 	fmt.Fprintln(o.stdout)
+	if err := refreshDemo(ctx, l, out); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.stdout)
 	lab.WriteStatus(o.stdout, l.Status(ctx))
 	fmt.Fprintln(o.stdout)
 	out.say("demo finished in %s", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// refreshDemo replaces every NAT instance one at a time, as an Auto Scaling instance refresh
+// does, while every private host sends a request every 100ms, and counts what failed.
+func refreshDemo(ctx context.Context, l *lab.Lab, out *printer) error {
+	out.say(">>> instance refresh: every NAT instance replaced, one at a time, as an Auto Scaling instance refresh does: a new one waits in the launch hook until its agent says it is a working NAT, then the old one drains through the terminate hook")
+	samples := &lab.Samples{}
+	tctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = l.Traffic(tctx, 100*time.Millisecond, 3000, samples.Add) })
+	defer func() { stop(); wg.Wait() }()
+	start := time.Now()
+	if _, err := l.RefreshSteps(ctx, 2*time.Minute, func(msg string) { out.say("refresh: %s", msg) }); err != nil {
+		return fmt.Errorf("instance refresh: %w", err)
+	}
+	if err := lab.Sleep(ctx, time.Second); err != nil {
+		return err
+	}
+	stop()
+	wg.Wait()
+	n, failed := samples.Count()
+	out.say("instance refresh done in %s: %d of %d requests failed while the NATs were replaced", time.Since(start).Round(100*time.Millisecond), failed, n)
+	if failed > 0 {
+		return fmt.Errorf("instance refresh: %d of %d requests failed", failed, n)
+	}
 	return nil
 }
 

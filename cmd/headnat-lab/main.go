@@ -23,7 +23,7 @@
 //	headnat-lab admin curl <url>     curl from the tailnet's admin node, e.g. a private host
 //	headnat-lab down                 remove everything, even after a crash
 //	headnat-lab demo                 up, live traffic, a failover and a fail-back, the admin's
-//	                                 tailnet access across a NAT's death, down
+//	                                 tailnet access across a NAT's death, an instance refresh, down
 package main
 
 import (
@@ -136,8 +136,8 @@ commands:
                       it sees, the VPC address of the NAT that routed the request
   down                remove the lab (namespaces, processes), even after a crash
   demo                up, traffic, a live failover and fail-back, then the admin reaching a
-                      private host through the tailnet while the primary router dies, down
-                      (what make lab runs)
+                      private host through the tailnet while the primary router dies, then
+                      an instance refresh under traffic, down (what make lab runs)
   version
 
 <nat> is a NAT instance: a or b (the first NAT of AZ a or b; also nat-a, us-east-1a), a2, b2,
