@@ -97,7 +97,7 @@ func lifecycle(ctx context.Context, l *lab.Lab, cmd string, q url.Values) (strin
 			return "", err
 		}
 		return fmt.Sprintf("nat-%s's IMDS serves a spot interruption notice (action terminate, time %s); the lab terminates the instance then, in %s",
-			s.Name, at.UTC().Format(time.RFC3339), time.Until(at).Round(time.Second)), nil
+			s.Name, at.UTC().Format(time.RFC3339), spotDelay(delay)), nil
 	case "rebalance":
 		at, err := l.Rebalance(s.Name)
 		if err != nil {
@@ -147,3 +147,12 @@ func streamControl(ctx context.Context, o *options, q url.Values) error {
 
 // longCommands wait on the lab for up to -timeout per step: no client timeout of their own.
 var longCommands = map[string]bool{"terminate": true, "launch": true, "refresh": true, "drain": true, "undrain": true}
+
+// spotDelay is the notice's lead time as SpotNotice applies it (whole seconds from the notice,
+// which starts on a whole second).
+func spotDelay(d time.Duration) time.Duration {
+	if d <= 0 {
+		d = lab.DefaultSpotDelay
+	}
+	return d.Round(time.Second)
+}
