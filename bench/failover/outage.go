@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math"
 	"slices"
 	"time"
 
@@ -61,15 +60,4 @@ func analyse(samples []lab.Sample, host, home string, from, to time.Time) hostRe
 		}
 	}
 	return r
-}
-
-// percentile is the nearest-rank percentile (p in 0..100) of ds; 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -50,11 +51,11 @@ func TestPercentile(t *testing.T) {
 		ds = append(ds, time.Duration(i)*time.Second)
 	}
 	for p, want := range map[float64]time.Duration{50: 10 * time.Second, 95: 19 * time.Second, 100: 20 * time.Second, 0: time.Second} {
-		if got := percentile(ds, p); got != want {
+		if got := benchdoc.Percentile(ds, p); got != want {
 			t.Errorf("p%v = %s, want %s", p, got, want)
 		}
 	}
-	if percentile(nil, 50) != 0 {
+	if benchdoc.Percentile(nil, 50) != 0 {
 		t.Error("percentile of nothing is not 0")
 	}
 }

@@ -115,7 +115,7 @@ func (r *report) stats() stats {
 			s.multi++
 		}
 	}
-	s.p50, s.p95, s.max = percentile(ds, 50), percentile(ds, 95), percentile(ds, 100)
+	s.p50, s.p95, s.max = benchdoc.Percentile(ds, 50), benchdoc.Percentile(ds, 95), benchdoc.Percentile(ds, 100)
 	for _, f := range r.failures {
 		for _, h := range f.Hosts {
 			s.failed += h.Failed
@@ -145,15 +145,6 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func ms(d time.Duration) string {
-	if d < 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
-}
-
 // targets reports each target: what, whether met, and a line saying so.
 func (r *report) targets() []string {
 	var out []string
@@ -161,8 +152,8 @@ func (r *report) targets() []string {
 		s := r.stats()
 		ok := s.unrecovered == 0
 		out = append(out,
-			fmt.Sprintf("p50 outage %s ≤ %s: %s", secs(s.p50), secs(targetP50), verdict(ok && s.p50 <= targetP50)),
-			fmt.Sprintf("max outage %s ≤ %s: %s", secs(s.max), secs(targetMax), verdict(ok && s.max <= targetMax)))
+			fmt.Sprintf("p50 outage %s ≤ %s: %s", benchdoc.Secs(s.p50), benchdoc.Secs(targetP50), verdict(ok && s.p50 <= targetP50)),
+			fmt.Sprintf("max outage %s ≤ %s: %s", benchdoc.Secs(s.max), benchdoc.Secs(targetMax), verdict(ok && s.max <= targetMax)))
 	}
 	for _, id := range r.idles() {
 		out = append(out, fmt.Sprintf("false failovers in %s: %d, target 0: %s", id.label(), len(id.Moves), verdict(len(id.Moves) == 0)))
@@ -176,7 +167,7 @@ func (r *report) summary() string {
 	if len(r.failures) > 0 {
 		s := r.stats()
 		fmt.Fprintf(&b, "%d failures: outage p50 %s, p95 %s, max %s; %d of %d requests failed during the failures, %d at the fail-backs\n",
-			len(r.failures), secs(s.p50), secs(s.p95), secs(s.max), s.failed, s.requests, s.backFailed)
+			len(r.failures), benchdoc.Secs(s.p50), benchdoc.Secs(s.p95), benchdoc.Secs(s.max), s.failed, s.requests, s.backFailed)
 	}
 	for _, id := range r.idles() {
 		req, failed, _ := id.requests()
@@ -188,9 +179,9 @@ func (r *report) summary() string {
 	return b.String()
 }
 
-func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }
+func median(ds []time.Duration) time.Duration { return benchdoc.Percentile(ds, 50) }
 
-func maxOf(ds []time.Duration) time.Duration { return percentile(ds, 100) }
+func maxOf(ds []time.Duration) time.Duration { return benchdoc.Percentile(ds, 100) }
 
 func minOf(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
@@ -229,14 +220,14 @@ func (r *report) markdown() string {
 	if len(r.failures) > 0 {
 		s := r.stats()
 		ok := s.unrecovered == 0
-		fmt.Fprintf(&b, "| outage p50, %d failures | %s | ≤ %s: **%s** |\n", len(r.failures), secs(s.p50), secs(targetP50), verdict(ok && s.p50 <= targetP50))
-		fmt.Fprintf(&b, "| outage p95 (nearest rank) | %s | |\n", secs(s.p95))
-		fmt.Fprintf(&b, "| outage max | %s | ≤ %s: **%s** |\n", secs(s.max), secs(targetMax), verdict(ok && s.max <= targetMax))
+		fmt.Fprintf(&b, "| outage p50, %d failures | %s | ≤ %s: **%s** |\n", len(r.failures), benchdoc.Secs(s.p50), benchdoc.Secs(targetP50), verdict(ok && s.p50 <= targetP50))
+		fmt.Fprintf(&b, "| outage p95 (nearest rank) | %s | |\n", benchdoc.Secs(s.p95))
+		fmt.Fprintf(&b, "| outage max | %s | ≤ %s: **%s** |\n", benchdoc.Secs(s.max), benchdoc.Secs(targetMax), verdict(ok && s.max <= targetMax))
 		fmt.Fprintf(&b, "| failed requests during the failures (both hosts) | %d of %d | |\n", s.failed, s.requests)
 		fmt.Fprintf(&b, "| kill → take-over write accepted by EC2, median (min–max) | %s (%s–%s) | |\n",
-			ms(median(s.takeOver)), ms(minOf(s.takeOver)), ms(maxOf(s.takeOver)))
-		fmt.Fprintf(&b, "| of which the kill command itself (`ip link set eth0 down` in a new process, SIGKILL), median | %s | |\n", ms(median(s.killCmd)))
-		fmt.Fprintf(&b, "| take-over write → first successful request, median (max) | %s (%s) | |\n", ms(median(s.afterWrite)), ms(maxOf(s.afterWrite)))
+			benchdoc.Ms(median(s.takeOver)), benchdoc.Ms(minOf(s.takeOver)), benchdoc.Ms(maxOf(s.takeOver)))
+		fmt.Fprintf(&b, "| of which the kill command itself (`ip link set eth0 down` in a new process, SIGKILL), median | %s | |\n", benchdoc.Ms(median(s.killCmd)))
+		fmt.Fprintf(&b, "| take-over write → first successful request, median (max) | %s (%s) | |\n", benchdoc.Ms(median(s.afterWrite)), benchdoc.Ms(maxOf(s.afterWrite)))
 		fmt.Fprintf(&b, "| failed requests at the fail-backs (planned, after failback_after) | %d | |\n", s.backFailed)
 	}
 	for _, id := range r.idles() {
@@ -256,7 +247,7 @@ func (r *report) markdown() string {
 	if len(r.idles()) > 0 {
 		r.idleText(&b)
 	}
-	fmt.Fprintf(&b, "Command: `sudo make bench-failover`, which runs `go run ./bench/failover %s`.\n", shellJoin(r.args))
+	fmt.Fprintf(&b, "Command: `sudo make bench-failover`, which runs `go run ./bench/failover %s`.\n", benchdoc.ShellJoin(r.args))
 	fmt.Fprintf(&b, "%s\n", end)
 	return b.String()
 }
@@ -268,7 +259,7 @@ func (r *report) perFailure(b *strings.Builder) {
 	fmt.Fprintf(b, "With these settings the survivor declares its peer dead after %d consecutive failed probes, %s to %s after the\n"+
 		"link goes down (the first probe after it starts within one interval, each fails at the timeout); the route write\n"+
 		"follows. Times are measured from the start of the kill command; outages are resolved to the request interval (%s).\n\n",
-		c.Fall, ms(lo), ms(hi), r.cfg.interval)
+		c.Fall, benchdoc.Ms(lo), benchdoc.Ms(hi), r.cfg.interval)
 	b.WriteString("Per failure: the killed NAT's host (outage, failed requests), the other host's failed requests, when EC2\n" +
 		"accepted the take-over write (after the kill) and the fail-back write (after the revive), and requests lost\n" +
 		"at the fail-back (both hosts).\n\n")
@@ -286,11 +277,11 @@ func (r *report) perFailure(b *strings.Builder) {
 		for _, x := range f.Back {
 			backFailed += x.Failed
 		}
-		out := ms(h.Outage)
+		out := benchdoc.Ms(h.Outage)
 		if !h.Recovered {
 			out = "≥ " + out + " (no recovery)"
 		}
-		fmt.Fprintf(b, "| %d | nat-%s | %s | %d | %d | %s | %s | %d |\n", f.N, f.Site, out, h.Failed, otherFailed, ms(f.TakeOver), ms(f.Failback), backFailed)
+		fmt.Fprintf(b, "| %d | nat-%s | %s | %d | %d | %s | %s | %d |\n", f.N, f.Site, out, h.Failed, otherFailed, benchdoc.Ms(f.TakeOver), benchdoc.Ms(f.Failback), backFailed)
 		if f.Note != "" {
 			notes = append(notes, fmt.Sprintf("failure %d: %s", f.N, f.Note))
 		}
@@ -422,7 +413,7 @@ func (r *report) idleText(b *strings.Builder) {
 				return "–"
 			}
 			s := id.Shadow[i]
-			return fmt.Sprintf("%s / %s / %s", msf(percentile(s.Latencies, 50)), msf(percentile(s.Latencies, 99)), msf(maxOf(s.Latencies)))
+			return fmt.Sprintf("%s / %s / %s", msf(benchdoc.Percentile(s.Latencies, 50)), msf(benchdoc.Percentile(s.Latencies, 99)), msf(maxOf(s.Latencies)))
 		})
 		row(fmt.Sprintf("shadow probes %s: failed or later than %s (most in a row), of all", site, c.ProbeTimeout), func(id *idleResult) string {
 			if i >= len(id.Shadow) {
@@ -479,15 +470,3 @@ func (r *report) shadowDirs() []string {
 
 // msf is a short latency in milliseconds with one decimal.
 func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-
-// shellJoin joins arguments for display, quoting the empty ones and those with spaces.
-func shellJoin(args []string) string {
-	var out []string
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"") {
-			a = strconv.Quote(a)
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
-}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -92,7 +93,7 @@ func (c *config) refresh(ctx context.Context, l *lab.Lab, p progress, n int) (*r
 		}
 		r.Replaced = append(r.Replaced, rep)
 		p.say("refresh %d: nat-%s → nat-%s: InService %s after its launch; table handed over %s, instance terminated %s after the terminate start",
-			n, old.Name, nw.Name, ms(rep.InService), ms(rep.HandOver), ms(rep.Gone))
+			n, old.Name, nw.Name, benchdoc.Ms(rep.InService), benchdoc.Ms(rep.HandOver), benchdoc.Ms(rep.Gone))
 	}
 	r.Duration = time.Since(first)
 
@@ -117,6 +118,6 @@ func (c *config) refresh(ctx context.Context, l *lab.Lab, p progress, n int) (*r
 		r.Extra = append(r.Extra, m)
 	}
 	p.say("refresh %d: %d NATs replaced in %s; %d of %d requests failed, longest outage %s, %d through the other AZ",
-		n, len(r.Replaced), r.Duration.Round(100*time.Millisecond), r.Traffic.Failed, r.Traffic.Requests, ms(r.Traffic.Longest), r.Traffic.OtherAZ)
+		n, len(r.Replaced), r.Duration.Round(100*time.Millisecond), r.Traffic.Failed, r.Traffic.Requests, benchdoc.Ms(r.Traffic.Longest), r.Traffic.OtherAZ)
 	return r, nil
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +42,7 @@ func distOf(ds []time.Duration) dist {
 		have = append(have, x)
 	}
 	d.n = len(have)
-	d.p50, d.max = percentile(have, 50), percentile(have, 100)
+	d.p50, d.max = benchdoc.Percentile(have, 50), benchdoc.Percentile(have, 100)
 	if len(have) > 0 {
 		d.min = slices.Min(have)
 	}
@@ -56,22 +54,11 @@ func (d dist) String() string {
 	if d.n == 0 {
 		return "none"
 	}
-	s := fmt.Sprintf("%s / %s", secs(d.p50), secs(d.max))
+	s := fmt.Sprintf("%s / %s", benchdoc.Secs(d.p50), benchdoc.Secs(d.max))
 	if d.missing > 0 {
 		s += fmt.Sprintf(" (%d without)", d.missing)
 	}
 	return s
-}
-
-// percentile is the nearest-rank percentile (p in 0..100) of ds; 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
 }
 
 // refreshStats are the instance refreshes' totals.
@@ -148,7 +135,7 @@ func (r *report) claim() string {
 	s := fmt.Sprintf("%d of %d requests failed across %d planned %s (%s)", t.failed, t.requests, t.replacements,
 		plural(t.replacements, "replacement", "replacements"), strings.Join(parts, "; "))
 	if t.failed > 0 {
-		s += fmt.Sprintf("; the longest outage of a host was %s", ms(t.longest))
+		s += fmt.Sprintf("; the longest outage of a host was %s", benchdoc.Ms(t.longest))
 	}
 	return s + "."
 }
@@ -160,21 +147,12 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func ms(d time.Duration) string {
-	if d < 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
-}
-
 // outage is a window's longest outage, marked when a host had not recovered at its end.
 func outage(t trafficResult) string {
 	if !t.Recovered {
-		return "≥ " + ms(t.Longest) + " (no recovery)"
+		return "≥ " + benchdoc.Ms(t.Longest) + " (no recovery)"
 	}
-	return ms(t.Longest)
+	return benchdoc.Ms(t.Longest)
 }
 
 // summary is the short text printed at the end of a run.
@@ -189,7 +167,7 @@ func (r *report) summary() string {
 		s := statsOfSpots(r.spots)
 		t := s.interrupt.add(s.failback)
 		fmt.Fprintf(&b, "%d spot %s: %d of %d requests failed, longest outage %s; notice → table moved %s (p50 / max), margin to the interruption min %s\n",
-			len(r.spots), plural(len(r.spots), "interruption", "interruptions"), t.Failed, t.Requests, outage(t), s.moved, secs(s.margin.min))
+			len(r.spots), plural(len(r.spots), "interruption", "interruptions"), t.Failed, t.Requests, outage(t), s.moved, benchdoc.Secs(s.margin.min))
 	}
 	fmt.Fprintln(&b, r.claim())
 	return b.String()
@@ -234,7 +212,7 @@ func (r *report) markdown() string {
 	if len(r.spots) > 0 {
 		r.spotText(&b)
 	}
-	fmt.Fprintf(&b, "Command: `sudo make %s`, which runs `go run ./bench/lifecycle %s`.\n", benchName, shellJoin(r.args))
+	fmt.Fprintf(&b, "Command: `sudo make %s`, which runs `go run ./bench/lifecycle %s`.\n", benchName, benchdoc.ShellJoin(r.args))
 	fmt.Fprintf(&b, "%s\n", end)
 	return b.String()
 }
@@ -275,7 +253,7 @@ func (r *report) refreshText(b *strings.Builder) {
 	b.WriteString("|---:|---|---|---:|---:|---:|\n")
 	for _, x := range r.refreshes {
 		for _, p := range x.Replaced {
-			fmt.Fprintf(b, "| %d | %s | nat-%s → nat-%s | %s | %s | %s |\n", x.N, p.AZ, p.Old, p.New, ms(p.InService), ms(p.HandOver), ms(p.Gone))
+			fmt.Fprintf(b, "| %d | %s | nat-%s → nat-%s | %s | %s | %s |\n", x.N, p.AZ, p.Old, p.New, benchdoc.Ms(p.InService), benchdoc.Ms(p.HandOver), benchdoc.Ms(p.Gone))
 		}
 	}
 	b.WriteString("\n")
@@ -291,7 +269,7 @@ func (r *report) spotText(b *strings.Builder) {
 	fmt.Fprintf(b, "| longest outage of a host | %s |\n", outage(s.interrupt.add(s.failback)))
 	fmt.Fprintf(b, "| notice → route table moved to the other AZ's NAT, p50 / max | %s |\n", s.moved)
 	fmt.Fprintf(b, "| of which the lab's IMDS mock restart to serve the notice, p50 / max | %s |\n", s.noticeCall)
-	fmt.Fprintf(b, "| margin: table moved → interruption, min / p50 | %s / %s |\n", secs(s.margin.min), secs(s.margin.p50))
+	fmt.Fprintf(b, "| margin: table moved → interruption, min / p50 | %s / %s |\n", benchdoc.Secs(s.margin.min), benchdoc.Secs(s.margin.p50))
 	fmt.Fprintf(b, "| relaunched NAT: launch → InService, p50 / max | %s |\n", s.inService)
 	fmt.Fprintf(b, "| relaunched NAT: InService → its table back (after failback_after %s), p50 / max | %s |\n", r.agentCfg.FailbackAfter, s.home)
 	fmt.Fprintf(b, "| route writes besides the move and the fail-back (listed in the notes) | %d |\n\n", s.extra)
@@ -305,10 +283,10 @@ func (r *report) spotText(b *strings.Builder) {
 		t := x.traffic()
 		margin := "–"
 		if x.Moved >= 0 {
-			margin = ms(x.Margin)
+			margin = benchdoc.Ms(x.Margin)
 		}
-		fmt.Fprintf(b, "| %d | nat-%s | nat-%s | %s | %s | %d of %d | %s | nat-%s | %s | %s |\n", x.N, x.NAT, x.To, ms(x.Moved), margin,
-			t.Failed, t.Requests, outage(t), x.Relaunched, ms(x.InService), ms(x.Home))
+		fmt.Fprintf(b, "| %d | nat-%s | nat-%s | %s | %s | %d of %d | %s | nat-%s | %s | %s |\n", x.N, x.NAT, x.To, benchdoc.Ms(x.Moved), margin,
+			t.Failed, t.Requests, outage(t), x.Relaunched, benchdoc.Ms(x.InService), benchdoc.Ms(x.Home))
 		for _, n := range x.Notes {
 			notes = append(notes, fmt.Sprintf("spot %d: %s", x.N, n))
 		}
@@ -336,16 +314,4 @@ func writeNotes(b *strings.Builder, notes []string) {
 func moveText(m lab.Move) string {
 	return fmt.Sprintf("%s of AZ %s's table → nat-%s at %s", m.Action, strings.TrimRight(m.TableAZ, "0123456789"), m.TargetAZ,
 		m.Time.UTC().Format("15:04:05.000"))
-}
-
-// shellJoin joins arguments for display, quoting the empty ones and those with spaces.
-func shellJoin(args []string) string {
-	var out []string
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"") {
-			a = strconv.Quote(a)
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -128,7 +129,7 @@ func (c *config) spot(ctx context.Context, l *lab.Lab, p progress, n int, az str
 	}
 	t := r.traffic()
 	p.say("spot %d: nat-%s noticed (interruption in %s): table on nat-%s %s after the notice, %s before the interruption; nat-%s InService %s after its launch, table back %s after that; %d of %d requests failed, longest outage %s",
-		n, site.Name, c.spotDelay, other.Name, ms(r.Moved), msMargin(r), nw.Name, ms(r.InService), ms(r.Home), t.Failed, t.Requests, ms(t.Longest))
+		n, site.Name, c.spotDelay, other.Name, benchdoc.Ms(r.Moved), msMargin(r), nw.Name, benchdoc.Ms(r.InService), benchdoc.Ms(r.Home), t.Failed, t.Requests, benchdoc.Ms(t.Longest))
 	return r, nil
 }
 
@@ -137,5 +138,5 @@ func msMargin(r *spotResult) string {
 	if r.Moved < 0 {
 		return "none"
 	}
-	return ms(r.Margin)
+	return benchdoc.Ms(r.Margin)
 }

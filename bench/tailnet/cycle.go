@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/bench/internal/benchdoc"
 	"github.com/headnat/headnat/test/lab"
 	"github.com/headnat/headnat/test/tailnetlab"
 )
@@ -125,7 +126,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 			return run, fmt.Errorf("%s lab, unplanned %d: %w", name, i+1, err)
 		}
 		p.say("%s unplanned %2d: nat-%s killed; admin through nat-%s %s after the kill (longest gap %s, %d of %d requests failed)",
-			name, cy.N, cy.From, cy.To, ms(cy.Recovery), ms(cy.Gap), cy.Failed, cy.Requests)
+			name, cy.N, cy.From, cy.To, benchdoc.Ms(cy.Recovery), benchdoc.Ms(cy.Gap), cy.Failed, cy.Requests)
 	}
 	for i := range planned {
 		cy, err := c.cycle(ctx, l, i+1, true)
@@ -135,7 +136,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 			return run, fmt.Errorf("%s lab, planned %d: %w", name, i+1, err)
 		}
 		p.say("%s planned %2d: nat-%s drained (agent exited %s after SIGTERM, withdrawn first: %v); longest gap %s, %d of %d requests failed; admin through nat-%s %s after SIGTERM",
-			name, cy.N, cy.From, ms(cy.Exit), cy.Withdrawn, ms(cy.Gap), cy.Failed, cy.Requests, cy.To, ms(cy.Recovery))
+			name, cy.N, cy.From, benchdoc.Ms(cy.Exit), cy.Withdrawn, benchdoc.Ms(cy.Gap), cy.Failed, cy.Requests, cy.To, benchdoc.Ms(cy.Recovery))
 	}
 	return run, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,12 +45,12 @@ func distOf(ds []time.Duration) dist {
 		have = append(have, x)
 	}
 	d.n = len(have)
-	d.p50, d.p95, d.max = percentile(have, 50), percentile(have, 95), percentile(have, 100)
+	d.p50, d.p95, d.max = benchdoc.Percentile(have, 50), benchdoc.Percentile(have, 95), benchdoc.Percentile(have, 100)
 	return d
 }
 
 func (d dist) String() string {
-	s := fmt.Sprintf("%s / %s / %s", secs(d.p50), secs(d.p95), secs(d.max))
+	s := fmt.Sprintf("%s / %s / %s", benchdoc.Secs(d.p50), benchdoc.Secs(d.p95), benchdoc.Secs(d.max))
 	if d.missing > 0 {
 		s += fmt.Sprintf(" (%d without recovery)", d.missing)
 	}
@@ -110,26 +109,6 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func ms(d time.Duration) string {
-	if d < 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
-}
-
-// percentile is the nearest-rank percentile (p in 0..100) of ds; 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
-}
-
 // summary is the short text printed at the end of a run.
 func (r *report) summary() string {
 	var b strings.Builder
@@ -138,13 +117,13 @@ func (r *report) summary() string {
 		f, n := failed(m.Unplanned)
 		d := recoveries(m.Unplanned)
 		fmt.Fprintf(&b, "%d unplanned: kill → admin through the other NAT p50/p95/max %s; %d of %d requests failed; target ≤ %s: %s\n",
-			len(m.Unplanned), d, f, n, secs(targetUnplanned), verdict(d.met(targetUnplanned)))
+			len(m.Unplanned), d, f, n, benchdoc.Secs(targetUnplanned), verdict(d.met(targetUnplanned)))
 	}
 	if len(m.Planned) > 0 {
 		f, n := failed(m.Planned)
 		d := gaps(m.Planned)
 		fmt.Fprintf(&b, "%d planned: longest gap p50/p95/max %s; %d of %d requests failed; target ≤ %s: %s\n",
-			len(m.Planned), d, f, n, secs(targetPlanned), verdict(d.met(targetPlanned)))
+			len(m.Planned), d, f, n, benchdoc.Secs(targetPlanned), verdict(d.met(targetPlanned)))
 	}
 	if bl := r.baseline; bl != nil && len(bl.Planned) > 0 {
 		f, n := failed(bl.Planned)
@@ -194,7 +173,7 @@ func (r *report) markdown() string {
 		d := recoveries(m.Unplanned)
 		f, n := failed(m.Unplanned)
 		fmt.Fprintf(&b, "| unplanned, %d runs: kill → first admin request through the other NAT | %s | ≤ %s every run: **%s** |\n",
-			len(m.Unplanned), d, secs(targetUnplanned), verdict(d.met(targetUnplanned)))
+			len(m.Unplanned), d, benchdoc.Secs(targetUnplanned), verdict(d.met(targetUnplanned)))
 		fmt.Fprintf(&b, "| unplanned: longest gap (failed-request window) | %s | |\n", gaps(m.Unplanned))
 		fmt.Fprintf(&b, "| unplanned: failed admin requests, all runs | %d of %d | |\n", f, n)
 	}
@@ -202,7 +181,7 @@ func (r *report) markdown() string {
 		d := gaps(m.Planned)
 		f, n := failed(m.Planned)
 		fmt.Fprintf(&b, "| planned, %d runs: longest gap (failed-request window) | %s | ≤ %s every run: **%s** |\n",
-			len(m.Planned), d, secs(targetPlanned), verdict(d.met(targetPlanned)))
+			len(m.Planned), d, benchdoc.Secs(targetPlanned), verdict(d.met(targetPlanned)))
 		fmt.Fprintf(&b, "| planned: SIGTERM → first admin request through the other NAT | %s | |\n", recoveries(m.Planned))
 		fmt.Fprintf(&b, "| planned: failed admin requests, all runs | %d of %d | |\n", f, n)
 		fmt.Fprintf(&b, "| planned: SIGTERM → agent exited | %s | |\n", exits(m.Planned))
@@ -236,7 +215,7 @@ func (r *report) markdown() string {
 		"forwarding until the agent exits.\n\n")
 
 	r.perRun(&b)
-	fmt.Fprintf(&b, "Command: `sudo make bench-tailnet`, which runs `go run ./bench/tailnet %s`.\n", shellJoin(r.args))
+	fmt.Fprintf(&b, "Command: `sudo make bench-tailnet`, which runs `go run ./bench/tailnet %s`.\n", benchdoc.ShellJoin(r.args))
 	fmt.Fprintf(&b, "%s\n", end)
 	return b.String()
 }
@@ -254,10 +233,10 @@ func (r *report) perRun(b *strings.Builder) {
 		for _, c := range append(slices.Clone(run.Unplanned), run.Planned...) {
 			kind, exit, wd := "unplanned", "–", "–"
 			if c.Planned {
-				kind, exit, wd = "planned", ms(c.Exit), strconv.FormatBool(c.Withdrawn)
+				kind, exit, wd = "planned", benchdoc.Ms(c.Exit), strconv.FormatBool(c.Withdrawn)
 			}
 			fmt.Fprintf(b, "| %s | %d | %s | nat-%s | nat-%s | %s | %s | %d of %d | %s | %s |\n",
-				run.Name, c.N, kind, c.From, c.To, ms(c.Recovery), ms(c.Gap), c.Failed, c.Requests, exit, wd)
+				run.Name, c.N, kind, c.From, c.To, benchdoc.Ms(c.Recovery), benchdoc.Ms(c.Gap), c.Failed, c.Requests, exit, wd)
 			if c.Note != "" {
 				notes = append(notes, fmt.Sprintf("%s %s %d: %s", run.Name, kind, c.N, strings.TrimPrefix(c.Note, "; ")))
 			}
@@ -271,16 +250,4 @@ func (r *report) perRun(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
-}
-
-// shellJoin joins arguments for display, quoting the empty ones and those with spaces.
-func shellJoin(args []string) string {
-	var out []string
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"") {
-			a = strconv.Quote(a)
-		}
-		out = append(out, a)
-	}
-	return strings.Join(out, " ")
 }
