@@ -76,22 +76,10 @@ func sharedLab(t *testing.T) *Lab {
 	return l
 }
 
-// ownLab builds a lab for one test, removed when the test ends.
+// ownLab builds a lab for one test, removed when the test ends (ForTest).
 func ownLab(t *testing.T, opts Options) *Lab {
 	t.Helper()
-	netns.RequireRoot(t)
-	dir := t.TempDir()
-	opts.StateDir, opts.Logger = dir, newLogger(dir)
-	if opts.Name == "" {
-		opts.Name = strings.ToLower(t.Name())
-	}
-	l, err := Up(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("lab: %v%s", err, logTails(dir))
-	}
-	t.Cleanup(l.Close)
-	onFailure(t, l)
-	return l
+	return ForTest(t, opts, TestOptions{})
 }
 
 // onFailure dumps the agents' logs and the lab's kernel state if the test fails.

@@ -8,7 +8,6 @@ package lablifecycle
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,35 +30,14 @@ func TestMain(m *testing.M) {
 // rate is the client load of the issue: 20 requests per second from each private subnet.
 const rate = 50 * time.Millisecond
 
-// newLab brings up a lab for one test, named after it, removed when the test ends; on failure
-// the test's log gets the lab's state and the tails of its logs.
+// newLab brings up a lab for one test (lab.ForTest), with failback_after 5s.
 func newLab(t *testing.T, opts ...func(*lab.Options)) *lab.Lab {
 	t.Helper()
-	netns.RequireRoot(t)
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "lab.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	o := lab.Options{Name: strings.ToLower(t.Name()), StateDir: dir, FailbackAfter: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	o := lab.Options{FailbackAfter: 5 * time.Second}
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("lab: %v%s", err, lab.LogTails(dir, 60))
-	}
-	t.Cleanup(l.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("lab state at failure:\n%s%s", l.Dump(), lab.LogTails(dir, 80))
-		}
-	})
-	return l
+	return lab.ForTest(t, o, lab.TestOptions{})
 }
 
 // traffic sends 20 requests per second from every private host (bounded: 10 minutes' worth)

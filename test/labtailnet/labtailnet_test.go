@@ -7,10 +7,8 @@ package labtailnet
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -29,43 +27,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tailnetLab brings up a lab with its tailnet for one test, named after it (labs of parallel
-// tests share nothing: every namespace name is unique, every address lives in the lab's own
-// namespaces), removed when the test ends; on failure the test's log gets the lab's kernel
-// state and the tails of its logs, with Options.TailnetAuthKey redacted. It skips unless root;
-// as root, missing binaries fail it (lab.Up names them). opts change the lab's options.
+// tailnetLab brings up a lab with its tailnet for one test (lab.ForTest); a failed test also
+// logs headscale's nodes, and never Options.TailnetAuthKey. opts change the lab's options.
 func tailnetLab(t *testing.T, opts ...func(*lab.Options)) *lab.Lab {
 	t.Helper()
-	netns.RequireRoot(t)
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "lab.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	o := lab.Options{
-		Name: strings.ToLower(t.Name()), StateDir: dir, Tailnet: true,
-		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}
+	o := lab.Options{Tailnet: true}
 	for _, f := range opts {
 		f(&o)
 	}
-	start := time.Now()
-	l, err := lab.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("lab with a tailnet: %s", redactKey(fmt.Sprintf("%v%s", err, lab.LogTails(dir, 60)), o.TailnetAuthKey))
-	}
-	t.Logf("lab with its tailnet up in %s", time.Since(start).Round(100*time.Millisecond))
-	t.Cleanup(l.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
+	return lab.ForTest(t, o, lab.TestOptions{
+		Redact: func(s string) string { return redactKey(s, o.TailnetAuthKey) },
+		Report: func(l *lab.Lab) string {
 			nodes, err := l.Headscale().Nodes(context.Background())
-			t.Log(redactKey(fmt.Sprintf("headscale's nodes: %+v (err %v)\nlab state at failure:\n%s%s", nodes, err, l.Dump(), lab.LogTails(dir, 60)), o.TailnetAuthKey))
-		}
+			return fmt.Sprintf("headscale's nodes: %+v (err %v)", nodes, err)
+		},
 	})
-	return l
 }
 
 // redactKey replaces a pre-auth key in s, and its secret part on its own (the part after
