@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/agent/api"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -92,7 +93,7 @@ func host(rs []hostResult, name string) hostResult {
 	return hostResult{Host: name}
 }
 
-func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, site *lab.Site) (*failureResult, error) {
+func (c *config) failure(ctx context.Context, l *lab.Lab, p benchlab.Progress, n int, site *lab.Site) (*failureResult, error) {
 	other := l.Other(site)
 	f := &failureResult{N: n, Site: site.Name, TakeOver: -1, Failback: -1}
 	bound := baseline + failoverBound + observe + c.failbackAfter + failbackExtra + healthyBound + settle + 10*time.Second
@@ -171,7 +172,7 @@ func (c *config) failure(ctx context.Context, l *lab.Lab, p progress, n int, sit
 		}
 	}
 	a := host(f.Hosts, site.Name)
-	p.say("failure %2d: nat-%s killed; host-%s outage %s (%d failed), take-over accepted %s after the kill; fail-back %s after the revive, %d request(s) lost then; host-%s lost %d",
+	p.Say("failure %2d: nat-%s killed; host-%s outage %s (%d failed), take-over accepted %s after the kill; fail-back %s after the revive, %d request(s) lost then; host-%s lost %d",
 		n, site.Name, site.Name, a.Outage.Round(time.Millisecond), a.Failed, f.TakeOver.Round(time.Millisecond),
 		f.Failback.Round(time.Millisecond), host(f.Back, site.Name).Failed+host(f.Back, other.Name).Failed,
 		other.Name, host(f.Hosts, other.Name).Failed)

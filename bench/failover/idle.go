@@ -16,6 +16,7 @@ import (
 
 	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/bench/internal/benchdoc"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -46,7 +47,7 @@ var healthMsgs = []string{"peer health changed", "own health changed", "peer's h
 
 // idleRun leaves the lab healthy for d with the client traffic; with load > 0, that many CPU
 // burners run for exactly that time.
-func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.ConfigSummary, d time.Duration, load int) (*idleResult, error) {
+func (c *config) idleRun(ctx context.Context, l *lab.Lab, p benchlab.Progress, probe api.ConfigSummary, d time.Duration, load int) (*idleResult, error) {
 	if err := waitHealthy(ctx, l, healthyBound); err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 	if load > 0 {
 		what = fmt.Sprintf("loaded idle run: %d CPU burners on %d cores, both NATs healthy, no faults", load, runtime.NumCPU())
 	}
-	p.say("%s, %s of traffic every %s from each private host ...", what, d, c.interval)
+	p.Say("%s, %s of traffic every %s from each private host ...", what, d, c.interval)
 
 	start := time.Now()
 	var burn *burners
@@ -113,7 +114,7 @@ func (c *config) idleRun(ctx context.Context, l *lab.Lab, p progress, probe api.
 		}
 		load1 := strings.Fields(benchdoc.LoadAvg())[0]
 		r.LoadSteps = append(r.LoadSteps, load1)
-		p.say("idle %s/%s: %d requests, %d failed, %d route moves, load %s", elapsed, d, len(col.all()), failed, len(l.MovesSince(start)), load1)
+		p.Say("idle %s/%s: %d requests, %d failed, %d route moves, load %s", elapsed, d, len(col.all()), failed, len(l.MovesSince(start)), load1)
 	}
 	stop()
 	cancelShadow()

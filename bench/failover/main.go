@@ -12,17 +12,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/headnat/headnat/bench/internal/benchdoc"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
-	"github.com/headnat/headnat/test/netns"
 )
 
 type config struct {
@@ -55,20 +50,7 @@ func main() {
 	fs.StringVar(&c.bin, "bin", "", "directory with headnat and ec2-metadata-mock (default: $HEADNAT_BIN or the repository's bin/)")
 	fs.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "file whose "+benchName+" section is replaced (\"\" prints only)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the lab's directory (agent logs) after the run (kept anyway after an error or when an idle run saw anything happen)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if err := c.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, benchName+":", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := c.run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, benchName+":", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
-	}
+	benchlab.Main(fs, c.validate, c.run)
 }
 
 func (c *config) validate() error {
@@ -85,27 +67,15 @@ func (c *config) validate() error {
 	return nil
 }
 
-// progress prints what the benchmark does, with the time since it started.
-type progress struct{ start time.Time }
-
-func (p progress) say(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, a...))
-}
-
 func (c *config) run(ctx context.Context) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root (it builds network namespaces): sudo make bench-failover")
+	if err := benchlab.Prepare(benchName, "ip", "iptables"); err != nil {
+		return err
 	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not installed", tool)
-		}
-	}
-	netns.Sweep()
 	r := &report{cfg: c, args: os.Args[1:], machine: benchdoc.DescribeMachine(), loadStart: benchdoc.LoadAvg()}
-	p := progress{start: time.Now()}
+	p := benchlab.Progress{Start: time.Now()}
 
-	dir, err := os.MkdirTemp("", benchName+"-")
+	p.Say("building the lab (real agents from bin/, failback_after=%s, default probe settings) ...", c.failbackAfter)
+	bl, err := benchlab.Up(ctx, benchName, lab.Options{Name: benchName, BinDir: c.bin, FailbackAfter: c.failbackAfter}, p)
 	if err != nil {
 		return err
 	}
@@ -115,34 +85,15 @@ func (c *config) run(ctx context.Context) (err error) {
 		for _, id := range r.idles() {
 			eventful = eventful || id.eventful()
 		}
-		if err != nil || c.keepLogs || eventful {
-			fmt.Fprintf(os.Stderr, "lab directory (agent and lab logs) kept: %s\n", dir)
-			return
-		}
-		_ = os.RemoveAll(dir)
+		bl.Close(err != nil || c.keepLogs || eventful)
 	}()
-	logf, err := os.Create(dir + "/lab.log")
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	log := slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	p.say("building the lab (real agents from bin/, failback_after=%s, default probe settings) ...", c.failbackAfter)
-	l, err := lab.Up(ctx, lab.Options{Name: benchName, StateDir: dir, BinDir: c.bin, FailbackAfter: c.failbackAfter, Logger: log})
-	if err != nil {
-		return fmt.Errorf("lab up: %w", err)
-	}
-	defer func() {
-		p.say("tearing the lab down ...")
-		l.Close()
-	}()
+	l := bl.Lab
 	st, err := l.AgentStatus(ctx, "a")
 	if err != nil {
 		return fmt.Errorf("agent a /status: %w", err)
 	}
 	r.agentCfg = st.Config
-	p.say("lab up; agents run with probe interval %s, timeout %s, rise %d, fall %d, failback_after %s",
+	p.Say("lab up; agents run with probe interval %s, timeout %s, rise %d, fall %d, failback_after %s",
 		st.Config.ProbeInterval, st.Config.ProbeTimeout, st.Config.Rise, st.Config.Fall, st.Config.FailbackAfter)
 
 	for i := range c.n {
@@ -172,15 +123,5 @@ func (c *config) run(ctx context.Context) (err error) {
 	r.loadEnd = benchdoc.LoadAvg()
 	r.finished = time.Now()
 
-	text := r.markdown()
-	fmt.Print(r.summary())
-	if c.out == "" {
-		fmt.Print(text)
-		return nil
-	}
-	if err := benchdoc.Update(c.out, benchName, text); err != nil {
-		return err
-	}
-	p.say("wrote the %s section of %s", benchName, c.out)
-	return nil
+	return benchlab.Publish(benchName, c.out, r.summary(), r.markdown(), p)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/bench/internal/benchdoc"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -40,7 +41,7 @@ type refreshResult struct {
 // refresh runs one instance refresh with traffic throughout. The steps are those of
 // lab.RefreshSteps (Launch a replacement in the old NAT's AZ, WaitInService, Terminate the old
 // one, for every NAT live at the start), made here so that each is timed where it starts.
-func (c *config) refresh(ctx context.Context, l *lab.Lab, p progress, n int) (*refreshResult, error) {
+func (c *config) refresh(ctx context.Context, l *lab.Lab, p benchlab.Progress, n int) (*refreshResult, error) {
 	if err := waitSettled(ctx, l, settledBound); err != nil {
 		return nil, fmt.Errorf("before: %w", err)
 	}
@@ -92,7 +93,7 @@ func (c *config) refresh(ctx context.Context, l *lab.Lab, p progress, n int) (*r
 			r.Notes = append(r.Notes, fmt.Sprintf("nat-%s's agent did not complete its terminate hook (it timed out)", old.Name))
 		}
 		r.Replaced = append(r.Replaced, rep)
-		p.say("refresh %d: nat-%s → nat-%s: InService %s after its launch; table handed over %s, instance terminated %s after the terminate start",
+		p.Say("refresh %d: nat-%s → nat-%s: InService %s after its launch; table handed over %s, instance terminated %s after the terminate start",
 			n, old.Name, nw.Name, benchdoc.Ms(rep.InService), benchdoc.Ms(rep.HandOver), benchdoc.Ms(rep.Gone))
 	}
 	r.Duration = time.Since(first)
@@ -117,7 +118,7 @@ func (c *config) refresh(ctx context.Context, l *lab.Lab, p progress, n int) (*r
 		}
 		r.Extra = append(r.Extra, m)
 	}
-	p.say("refresh %d: %d NATs replaced in %s; %d of %d requests failed, longest outage %s, %d through the other AZ",
+	p.Say("refresh %d: %d NATs replaced in %s; %d of %d requests failed, longest outage %s, %d through the other AZ",
 		n, len(r.Replaced), r.Duration.Round(100*time.Millisecond), r.Traffic.Failed, r.Traffic.Requests, benchdoc.Ms(r.Traffic.Longest), r.Traffic.OtherAZ)
 	return r, nil
 }

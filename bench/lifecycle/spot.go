@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/headnat/headnat/bench/internal/benchdoc"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
 )
 
@@ -32,7 +33,7 @@ func (s spotResult) traffic() trafficResult { return s.Interrupt.add(s.Failback)
 
 // spot serves a spot interruption notice on the AZ's NAT, waits for the interruption, launches
 // a NAT in the AZ again and waits until the AZ's table is back on it, with traffic throughout.
-func (c *config) spot(ctx context.Context, l *lab.Lab, p progress, n int, az string) (*spotResult, error) {
+func (c *config) spot(ctx context.Context, l *lab.Lab, p benchlab.Progress, n int, az string) (*spotResult, error) {
 	if err := waitSettled(ctx, l, settledBound); err != nil {
 		return nil, fmt.Errorf("before: %w", err)
 	}
@@ -128,7 +129,7 @@ func (c *config) spot(ctx context.Context, l *lab.Lab, p progress, n int, az str
 		}
 	}
 	t := r.traffic()
-	p.say("spot %d: nat-%s noticed (interruption in %s): table on nat-%s %s after the notice, %s before the interruption; nat-%s InService %s after its launch, table back %s after that; %d of %d requests failed, longest outage %s",
+	p.Say("spot %d: nat-%s noticed (interruption in %s): table on nat-%s %s after the notice, %s before the interruption; nat-%s InService %s after its launch, table back %s after that; %d of %d requests failed, longest outage %s",
 		n, site.Name, c.spotDelay, other.Name, benchdoc.Ms(r.Moved), msMargin(r), nw.Name, benchdoc.Ms(r.InService), benchdoc.Ms(r.Home), t.Failed, t.Requests, benchdoc.Ms(t.Longest))
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/bench/internal/benchdoc"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 	"github.com/headnat/headnat/test/lab"
 	"github.com/headnat/headnat/test/tailnetlab"
 )
@@ -67,7 +68,7 @@ type cycle struct {
 
 // runLab brings up a lab with the given headscale tuning (0: the lab's defaults) and runs the
 // cycles in it, unplanned first.
-func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay, storeTimeout time.Duration, unplanned, planned int) (*labRun, error) {
+func (c *config) runLab(ctx context.Context, p benchlab.Progress, name string, batchDelay, storeTimeout time.Duration, unplanned, planned int) (*labRun, error) {
 	dir, err := os.MkdirTemp("", benchName+"-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -86,7 +87,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 		return nil, err
 	}
 	defer logf.Close()
-	p.say("%s lab: building it with its tailnet (failback_after=%s) ...", name, c.failbackAfter)
+	p.Say("%s lab: building it with its tailnet (failback_after=%s) ...", name, c.failbackAfter)
 	uctx, cancel := context.WithTimeout(ctx, labUpBound)
 	start := time.Now()
 	l, err := lab.Up(uctx, lab.Options{
@@ -100,7 +101,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 		return run, fmt.Errorf("%s lab up: %w", name, err)
 	}
 	defer func() {
-		p.say("%s lab: tearing it down ...", name)
+		p.Say("%s lab: tearing it down ...", name)
 		l.Close()
 	}()
 	run.UpTook = time.Since(start)
@@ -112,7 +113,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 		return run, fmt.Errorf("agent a /status: %w", err)
 	}
 	run.Agent = st.Config
-	p.say("%s lab up in %s; headscale batch_change_delay %s, node_store_batch_timeout %s, HA probe every %s (timeout %s)",
+	p.Say("%s lab up in %s; headscale batch_change_delay %s, node_store_batch_timeout %s, HA probe every %s (timeout %s)",
 		name, run.UpTook.Round(100*time.Millisecond), run.BatchDelay, run.StoreTimeout, run.ProbeInterval, run.ProbeTimeout)
 	if err := whole(ctx, l, wholeBound); err != nil {
 		keep = true
@@ -125,7 +126,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 			keep = true
 			return run, fmt.Errorf("%s lab, unplanned %d: %w", name, i+1, err)
 		}
-		p.say("%s unplanned %2d: nat-%s killed; admin through nat-%s %s after the kill (longest gap %s, %d of %d requests failed)",
+		p.Say("%s unplanned %2d: nat-%s killed; admin through nat-%s %s after the kill (longest gap %s, %d of %d requests failed)",
 			name, cy.N, cy.From, cy.To, benchdoc.Ms(cy.Recovery), benchdoc.Ms(cy.Gap), cy.Failed, cy.Requests)
 	}
 	for i := range planned {
@@ -135,7 +136,7 @@ func (c *config) runLab(ctx context.Context, p progress, name string, batchDelay
 			keep = true
 			return run, fmt.Errorf("%s lab, planned %d: %w", name, i+1, err)
 		}
-		p.say("%s planned %2d: nat-%s drained (agent exited %s after SIGTERM, withdrawn first: %v); longest gap %s, %d of %d requests failed; admin through nat-%s %s after SIGTERM",
+		p.Say("%s planned %2d: nat-%s drained (agent exited %s after SIGTERM, withdrawn first: %v); longest gap %s, %d of %d requests failed; admin through nat-%s %s after SIGTERM",
 			name, cy.N, cy.From, benchdoc.Ms(cy.Exit), cy.Withdrawn, benchdoc.Ms(cy.Gap), cy.Failed, cy.Requests, cy.To, benchdoc.Ms(cy.Recovery))
 	}
 	return run, nil

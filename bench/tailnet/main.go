@@ -22,16 +22,11 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/headnat/headnat/bench/internal/benchdoc"
-	"github.com/headnat/headnat/test/netns"
+	"github.com/headnat/headnat/bench/internal/benchlab"
 )
 
 // benchName names this benchmark and its section of docs/BENCHMARKS.md.
@@ -60,20 +55,7 @@ func main() {
 	fs.StringVar(&c.bin, "bin", "", "directory with headnat, headscale, tailscaled, tailscale and ec2-metadata-mock (default: $HEADNAT_BIN or the repository's bin/)")
 	fs.StringVar(&c.out, "out", "docs/BENCHMARKS.md", "file whose "+benchName+" section is replaced (\"\" prints only)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the labs' directories (agent, tailscaled, headscale logs) after the run (kept anyway after an error)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if err := c.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, benchName+":", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := c.run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, benchName+":", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
-	}
+	benchlab.Main(fs, c.validate, c.run)
 }
 
 func (c *config) validate() error {
@@ -92,25 +74,12 @@ func (c *config) validate() error {
 	return nil
 }
 
-// progress prints what the benchmark does, with the time since it started.
-type progress struct{ start time.Time }
-
-func (p progress) say(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, a...))
-}
-
 func (c *config) run(ctx context.Context) error {
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root (it builds network namespaces): sudo make bench-tailnet")
+	if err := benchlab.Prepare(benchName, "ip", "iptables", "socat"); err != nil {
+		return err
 	}
-	for _, tool := range []string{"ip", "iptables", "socat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not installed", tool)
-		}
-	}
-	netns.Sweep()
 	r := &report{cfg: c, args: os.Args[1:], machine: benchdoc.DescribeMachine(), loadStart: benchdoc.LoadAvg()}
-	p := progress{start: time.Now()}
+	p := benchlab.Progress{Start: time.Now()}
 
 	main, err := c.runLab(ctx, p, "main", c.batchDelay, c.storeTimeout, c.unplanned, c.planned)
 	r.main = main
@@ -128,15 +97,5 @@ func (c *config) run(ctx context.Context) error {
 	r.loadEnd = benchdoc.LoadAvg()
 	r.finished = time.Now()
 
-	text := r.markdown()
-	fmt.Print(r.summary())
-	if c.out == "" {
-		fmt.Print(text)
-		return nil
-	}
-	if err := benchdoc.Update(c.out, benchName, text); err != nil {
-		return err
-	}
-	p.say("wrote the %s section of %s", benchName, c.out)
-	return nil
+	return benchlab.Publish(benchName, c.out, r.summary(), r.markdown(), p)
 }
