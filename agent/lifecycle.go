@@ -52,8 +52,9 @@ type life struct {
 }
 
 func newLife(lc LifecycleCloud, group string, now time.Time) *life {
+	// Launching until the first step has read the group: a new instance is not in service yet.
 	return &life{lc: lc, group: group, startedAt: now, exit: make(chan struct{}),
-		plan: lifecycle.Plan{Stage: api.LifecycleInService, InService: true}}
+		plan: lifecycle.Plan{Stage: api.LifecycleLaunching, Why: "starting"}}
 }
 
 // addTrigger records a drain trigger once per kind; it reports whether it is new.

@@ -98,12 +98,12 @@ func TestSpotNoticeHandsOverBeforeTermination(t *testing.T) {
 	samples, stop := traffic(t, l)
 	time.Sleep(2 * time.Second)
 	start := time.Now()
-	at, err := l.SpotNotice("a", 15*time.Second)
+	at, err := l.SpotNotice("a", 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var reason string
-	wait(t, "nat-a reports draining", 10*time.Second, func() bool {
+	wait(t, "nat-a reports draining", 20*time.Second, func() bool {
 		hz, _, err := l.Healthz(context.Background(), "a")
 		reason = hz.DrainReason
 		return err == nil && hz.Draining
@@ -111,7 +111,7 @@ func TestSpotNoticeHandsOverBeforeTermination(t *testing.T) {
 	if !strings.HasPrefix(reason, api.DrainSpot) {
 		t.Fatalf("drain reason %q, want %s", reason, api.DrainSpot)
 	}
-	move, err := l.WaitMove(context.Background(), a.RouteTable, "b", start, 10*time.Second)
+	move, err := l.WaitMove(context.Background(), a.RouteTable, "b", start, 25*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestLaunchHook(t *testing.T) {
 	if v.Result != vpcsim.ResultContinue || v.TimedOut {
 		t.Fatalf("launch action %+v: want CONTINUE by the agent", v)
 	}
-	wait(t, "nat-"+ok.Name+" healthy and in service", 10*time.Second, func() bool {
+	wait(t, "nat-"+ok.Name+" healthy and in service", 30*time.Second, func() bool {
 		hz, code, err := l.Healthz(context.Background(), ok.Name)
 		return err == nil && code == 200 && hz.Lifecycle == api.LifecycleInService
 	})
@@ -194,7 +194,7 @@ func TestLaunchHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, "nat-"+broken.Name+" says it is launching", 5*time.Second, func() bool {
+	wait(t, "nat-"+broken.Name+" says it is launching", 30*time.Second, func() bool {
 		hz, code, err := l.Healthz(context.Background(), broken.Name)
 		return err == nil && code != 200 && hz.Lifecycle == api.LifecycleLaunching
 	})
@@ -202,7 +202,7 @@ func TestLaunchHook(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ABANDON") || strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("launch with broken egress: %v, want ABANDON by the agent", err)
 	}
-	wait(t, "nat-"+broken.Name+"'s log says why it abandoned", 5*time.Second, func() bool {
+	wait(t, "nat-"+broken.Name+"'s log says why it abandoned", 15*time.Second, func() bool {
 		log, _ := os.ReadFile(l.AgentLog(broken.Name))
 		return strings.Contains(string(log), "not ready after") && strings.Contains(string(log), "egress")
 	})
@@ -224,13 +224,13 @@ func TestDrainWithoutPeerKeepsServing(t *testing.T) {
 	if err := l.Kill("b"); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, "table b on nat-a", 15*time.Second, func() bool { s, st := l.Target(b.RouteTable); return s == "a" && st == vpcsim.RouteActive })
+	wait(t, "table b on nat-a", 30*time.Second, func() bool { s, st := l.Target(b.RouteTable); return s == "a" && st == vpcsim.RouteActive })
 	samples, stop := traffic(t, l)
 	time.Sleep(time.Second)
 	start := time.Now()
 	terminated := make(chan error, 1)
 	go func() { terminated <- l.Terminate(context.Background(), "a", 2*time.Minute) }()
-	wait(t, "nat-a reports the blocked drain", 10*time.Second, func() bool {
+	wait(t, "nat-a reports the blocked drain", 30*time.Second, func() bool {
 		hz, _, err := l.Healthz(context.Background(), "a")
 		return err == nil && hz.Draining && strings.HasPrefix(hz.DrainReason, api.DrainTargetState)
 	})
