@@ -41,6 +41,7 @@ type life struct {
 	terminateDone  bool
 	lastHeartbeat  time.Time
 	foundDrained   bool
+	started        bool // the first step, before the loops, is done
 	tailnetDone    bool
 	plan           lifecycle.Plan
 	loggedWaiting  string
@@ -322,6 +323,16 @@ func (a *Agent) lifecycleStep(ctx context.Context) lifecycle.Plan {
 		a.applyPlan(p)
 	}
 	if p.Exit {
+		a.life.mu.Lock()
+		first := !a.life.started
+		a.life.foundDrained = a.life.foundDrained || first
+		a.life.mu.Unlock()
+		if first {
+			// Drained before this agent did anything: it restarted after the hand-over, and
+			// stays up until the instance goes, rather than exiting again and again.
+			a.log.Info("restarted after the hand-over: staying up, drained, until the instance goes", "why", p.Why)
+			return p
+		}
 		a.life.exitOnce.Do(func() { close(a.life.exit) })
 	}
 	return p
@@ -373,6 +384,10 @@ func (a *Agent) act(ctx context.Context, act lifecycle.Action) {
 			a.log.Warn("lifecycle heartbeat failed", "hook", act.Hook.Name, "err", err)
 		}
 	case lifecycle.ActCompleteLaunch, lifecycle.ActCompleteTerminate:
+		if act.Result == lifecycle.Abandon {
+			// Said first: the instance may be gone as soon as the call lands.
+			a.log.Error("abandoning the launch", "hook", act.Hook.Name, "reason", act.Reason)
+		}
 		err := l.lc.CompleteLifecycleAction(ctx, action(act.Hook), act.Result, act.Reason)
 		gone := cloud.NoActiveLifecycleAction(err)
 		if err != nil && !gone {

@@ -380,3 +380,35 @@ func TestEIPPoolClaimedAndReleased(t *testing.T) {
 		t.Fatalf("terminate action %+v", v)
 	}
 }
+
+// An agent restarted after its instance handed everything over (systemd restarts it after its
+// exit 0) finds the spot notice, holds nothing, and stays up drained instead of exiting again.
+func TestRestartAfterHandOverStaysUp(t *testing.T) {
+	w := lifecycleWorld(t, "a", "b")
+	if err := w.sim.SetRoute(w.tables["a"], "0.0.0.0/0", w.nats["b"].eni); err != nil {
+		t.Fatal(err)
+	}
+	a, imds := w.lifecycleAgent("a", nil)
+	imds.Set(&cloud.SpotNotice{Action: "terminate", Time: w.clock.Now().Add(time.Minute)}, time.Time{}, "")
+	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := runAgent(ctx, a)
+	if !w.drive(a, 10*time.Second, func() bool { return a.healthz().Lifecycle == api.LifecycleDrained }) {
+		t.Fatalf("not drained: %+v", a.healthz())
+	}
+	for range 20 {
+		w.clock.Advance(a.cfg.Probe.Interval)
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v): a restarted, drained agent exited again", err)
+	default:
+	}
+	if hz := a.healthz(); !hz.Draining || !strings.HasPrefix(hz.DrainReason, api.DrainSpot) {
+		t.Fatalf("healthz %+v", hz)
+	}
+	cancel()
+	_ = w.waitRun(a, done)
+}

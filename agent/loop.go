@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/control"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/server"
@@ -76,11 +75,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The lifecycle is read once before the first tick: a launching instance must not take
 	// route tables before it knows it is launching.
 	a.pollLifecycle(ctx)
-	if p := a.lifecycleStep(ctx); p.Draining && len(p.Actions) == 0 && p.Stage == api.LifecycleDrained {
-		a.life.mu.Lock()
-		a.life.foundDrained = true
-		a.life.mu.Unlock()
-	}
+	a.lifecycleStep(ctx)
+	a.life.mu.Lock()
+	a.life.started = true
+	a.life.mu.Unlock()
 	a.publicAddress(ctx)
 	wg.Go(func() {
 		a.every(loopCtx, a.cfg.Lifecycle.PollInterval, false, func(ctx context.Context) {

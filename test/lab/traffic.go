@@ -165,6 +165,7 @@ func (l *Lab) WaitHealthz(ctx context.Context, site string, timeout time.Duratio
 // Sample is one request of a traffic loop.
 type Sample struct {
 	Time time.Time // when the request started
+	End  time.Time // when it ended (answered or failed)
 	Site string    // the private host's site (AdminHostname for AdminTraffic)
 	Via  string    // site whose EIP the echo server saw (AdminTraffic: whose VPC address); "" on error or unknown address
 	Seen string    // the address the echo server (AdminTraffic: the private host's service) saw
@@ -245,7 +246,7 @@ loop:
 				ch <- nil
 				return
 			}
-			smp.Time = start
+			smp.Time, smp.End = start, time.Now()
 			ch <- &smp
 		}()
 		select {

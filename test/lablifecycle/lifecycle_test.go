@@ -63,14 +63,32 @@ func traffic(t *testing.T, l *lab.Lab) (*lab.Samples, func()) {
 	return samples, stop
 }
 
-// noFailures fails the test when any request failed, naming the failures.
-func noFailures(t *testing.T, s *lab.Samples, since time.Time, min int) {
+// noFailures fails the test when a request started at or after since failed, unless it was in
+// flight when its host's route table moved: a move breaks the connections open through the old
+// NAT (their conntrack state is there), which no hand-over can avoid; those are logged. Every
+// other request, and so every connection opened after a move, must succeed.
+func noFailures(t *testing.T, l *lab.Lab, s *lab.Samples, since time.Time, min int) {
 	t.Helper()
+	moves := l.MovesSince(since.Add(-time.Second))
+	inFlight := func(x lab.Sample) bool {
+		for _, m := range moves {
+			if m.TableAZ == strings.TrimRight(x.Site, "0123456789") && !m.Time.Before(x.Time) && !m.Time.After(x.End) {
+				return true
+			}
+		}
+		return false
+	}
 	ss := s.Since(since)
-	var failed []string
+	var failed, crossed []string
 	for _, x := range ss {
-		if x.Err != nil {
-			failed = append(failed, fmt.Sprintf("%s host-%s: %v", x.Time.Format("15:04:05.000"), x.Site, x.Err))
+		if x.Err == nil {
+			continue
+		}
+		line := fmt.Sprintf("%s-%s host-%s: %v", x.Time.Format("15:04:05.000"), x.End.Format("15:04:05.000"), x.Site, x.Err)
+		if inFlight(x) {
+			crossed = append(crossed, line)
+		} else {
+			failed = append(failed, line)
 		}
 	}
 	if len(failed) > 0 {
@@ -79,7 +97,8 @@ func noFailures(t *testing.T, s *lab.Samples, since time.Time, min int) {
 	if len(ss) < min {
 		t.Errorf("only %d requests, want at least %d", len(ss), min)
 	}
-	t.Logf("%d requests, %d failed", len(ss), len(failed))
+	t.Logf("%d requests, %d failed; %d in flight across a route move of their table failed (allowed):%s", len(ss), len(failed), len(crossed),
+		strings.Join(append([]string{""}, crossed...), "\n  "))
 }
 
 func wait(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -123,7 +142,7 @@ func TestSpotNoticeHandsOverBeforeTermination(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stop()
-	noFailures(t, samples, start, 300)
+	noFailures(t, l, samples, start, 300)
 	for _, tb := range []string{a.RouteTable, b.RouteTable} {
 		if site, st := l.Target(tb); site != "b" || st != vpcsim.RouteActive {
 			t.Errorf("table %s -> %q (%s) after the spot interruption, want nat-b", tb, site, st)
@@ -154,7 +173,7 @@ func TestInstanceRefreshLosesNothing(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stop()
-	noFailures(t, samples, start, 400)
+	noFailures(t, l, samples, start, 400)
 	for _, o := range old {
 		if l.Live(o.Name) {
 			t.Errorf("old nat-%s still live after the refresh", o.Name)
@@ -263,7 +282,7 @@ func TestDrainWithoutPeerKeepsServing(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stop()
-	noFailures(t, samples, start, 400)
+	noFailures(t, l, samples, start, 400)
 	for _, tb := range []string{a.RouteTable, b.RouteTable} {
 		if s, st := l.Target(tb); s != "b" || st != vpcsim.RouteActive {
 			t.Errorf("table %s -> %q (%s), want nat-b after the hand-over", tb, s, st)
@@ -307,5 +326,5 @@ func TestOperatorDrainAndUndrain(t *testing.T) {
 	wait(t, "table a back on nat-a", 30*time.Second, func() bool { s, st := l.Target(a.RouteTable); return s == "a" && st == vpcsim.RouteActive })
 	time.Sleep(time.Second)
 	stop()
-	noFailures(t, samples, start, 100)
+	noFailures(t, l, samples, start, 100)
 }
