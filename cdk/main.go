@@ -29,13 +29,16 @@ const (
 )
 
 func main() {
-	defer jsii.Close()
 	app := awscdk.NewApp(nil)
-	if err := run(app); err != nil {
+	err := run(app)
+	if err == nil {
+		app.Synth(nil)
+	}
+	jsii.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "headnat cdk:", err)
 		os.Exit(1)
 	}
-	app.Synth(nil)
 }
 
 func run(app awscdk.App) error {
