@@ -68,21 +68,20 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 	p := props.withDefaults()
 	f := &natFleet{cluster: p.Cluster}
 	constructs.NewConstruct_Override(f, scope, &id) // f is the construct itself
-	this := f
 
 	public := p.Vpc.SelectSubnets(&awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}).Subnets
 	if public == nil || len(*public) == 0 {
 		panic(fmt.Errorf("natfleet: the VPC has no public subnets to put the NAT instances in"))
 	}
 
-	f.sg = newSecurityGroup(this, p)
-	f.role = awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
+	f.sg = newSecurityGroup(f, p)
+	f.role = awsiam.NewRole(f, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Description: jsii.String("headnat agent on the NAT instances of cluster " + p.Cluster),
 	})
-	policy := awsiam.NewPolicy(this, jsii.String("AgentPolicy"), &awsiam.PolicyProps{
+	policy := awsiam.NewPolicy(f, jsii.String("AgentPolicy"), &awsiam.PolicyProps{
 		Roles:      &[]awsiam.IRole{f.role},
-		Statements: statements(awscdk.Stack_Of(this), p, len(*public)),
+		Statements: statements(awscdk.Stack_Of(f), p, len(*public)),
 	})
 	var overrides []*awsautoscaling.LaunchTemplateOverrides
 	var burstable, other awsec2.LaunchTemplate
@@ -91,12 +90,12 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 		switch {
 		case isBurstable(t):
 			if burstable == nil {
-				burstable = newLaunchTemplate(this, "LaunchTemplate", p, f.sg, f.role, true)
+				burstable = newLaunchTemplate(f, "LaunchTemplate", p, f.sg, f.role, true)
 			}
 			o.LaunchTemplate = burstable
 		default:
 			if other == nil {
-				other = newLaunchTemplate(this, "LaunchTemplateNonBurstable", p, f.sg, f.role, false)
+				other = newLaunchTemplate(f, "LaunchTemplateNonBurstable", p, f.sg, f.role, false)
 			}
 			o.LaunchTemplate = other
 		}
@@ -109,17 +108,17 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 	}
 
 	for i, subnet := range *public {
-		asg := newGroup(this, p, f.lts[0], overrides, subnet, i)
+		asg := newGroup(f, p, f.lts[0], overrides, subnet, i)
 		// The first instance must find its permissions and hooks in place.
 		asg.Node().AddDependency(policy)
 		f.asgs = append(f.asgs, asg)
 	}
 
-	tagRouteTables(this, p)
+	tagRouteTables(f, p)
 
 	if p.EipPool {
 		for i := range len(*public)**p.InstancesPerAZ + 1 {
-			eip := awsec2.NewCfnEIP(this, jsii.String(fmt.Sprintf("Eip%d", i+1)), &awsec2.CfnEIPProps{
+			eip := awsec2.NewCfnEIP(f, jsii.String(fmt.Sprintf("Eip%d", i+1)), &awsec2.CfnEIPProps{
 				Domain: jsii.String("vpc"),
 				Tags: &[]*awscdk.CfnTag{
 					{Key: jsii.String(api.TagCluster), Value: jsii.String(p.Cluster)},
@@ -131,7 +130,7 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 	}
 
 	if !p.NoLogGroup {
-		f.logs = awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
+		f.logs = awslogs.NewLogGroup(f, jsii.String("Logs"), &awslogs.LogGroupProps{
 			LogGroupName:  jsii.String("/headnat/" + p.Cluster),
 			Retention:     p.LogRetention,
 			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
@@ -345,7 +344,7 @@ func tagRouteTables(scope constructs.Construct, p NatFleetProps) {
 	}
 	if tagged == 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("headnat:untagged-route-tables"),
-			jsii.String("no private route table of this VPC could be tagged "+api.TagCluster+"="+p.Cluster+": tag the tables the NAT fleet serves yourself"), nil)
+			jsii.String("no private route table of f VPC could be tagged "+api.TagCluster+"="+p.Cluster+": tag the tables the NAT fleet serves yourself"), nil)
 	}
 }
 
