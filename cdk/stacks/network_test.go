@@ -431,3 +431,19 @@ func findID(t *testing.T, tmpl assertions.Template, prefix string) string {
 	t.Fatalf("no launch template %s*", prefix)
 	return ""
 }
+
+// GIVEN no account or region in the props WHEN the stack is built THEN it is
+// environment-agnostic (synth looks nothing up) and the AMI comes from a deploy-time parameter.
+func TestNetworkStackEnvironmentAgnostic(t *testing.T) {
+	stack := NewNetworkStack(awscdk.NewApp(nil), "Agnostic", fullProps())
+	if !*awscdk.Token_IsUnresolved(stack.Region()) || !*awscdk.Token_IsUnresolved(stack.Account()) {
+		t.Errorf("region %s, account %s: want unresolved", *stack.Region(), *stack.Account())
+	}
+	tmpl := assertions.Template_FromStack(stack, nil)
+	cdktest.Assert(t, "AMI parameter", func() {
+		tmpl.HasParameter(jsii.String("*"), map[string]any{
+			"Type":    "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+			"Default": "/headnat/ami/arm64",
+		})
+	})
+}
