@@ -12,7 +12,7 @@ export CHECKPOINT_DISABLE := 1
 DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
 	curl:curl ping:iputils-ping sysctl:procps ss:iproute2
 
-.PHONY: all build deps tools test test-unit vet lab bench-dataplane bench-failover bench-tailnet bench-lifecycle clean
+.PHONY: all build deps tools test test-unit test-cdk vet lab bench-dataplane bench-failover bench-tailnet bench-lifecycle clean
 
 all: build
 
@@ -55,6 +55,35 @@ test: deps
 	$(MAKE) vet
 	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -p 4 -timeout 40m $(LONG_TESTS) $$($(GO) list ./... | grep -v -F -e /test/lablifecycle)
 	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m $(ALONE_TESTS)
+
+# The CDK app (cdk/, its own Go module): the pinned CDK CLI and cfn-guard from npm, the
+# assertion tests, a synth of two configurations (every option on; the bare minimum), then
+# cfn-guard on each template: our rules (cdk/guard/headnat.guard, unit-tested first) and the
+# AWS Control Tower rules listed in cdk/guard/control-tower.txt. Offline but for the two
+# registries; the stacks are environment-agnostic, so synth looks nothing up.
+CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_CLI_TELEMETRY=true
+CFNGUARD_PKG := node_modules/@cdklabs/cdk-validator-cfnguard
+CFN_GUARD := $(CFNGUARD_PKG)/bin/ubuntu/$(shell uname -m)/cfn-guard
+CT_RULES := $(CFNGUARD_PKG)/rules/control-tower/cfn-guard
+test-cdk:
+	cd cdk && npm ci --no-fund --no-audit --loglevel=error
+	cd cdk && $(CDK_ENV) $(GO) test -count=1 ./...
+	@set -euo pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; cd cdk; \
+	echo "cdk synth: every option"; \
+	$(CDK_ENV) npx cdk synth --quiet -o "$$out/full" -c cluster=full -c ami-ssm-parameter=/headnat/ami/arm64 \
+		-c eip-pool=true -c tailnet-login-server=https://headscale.example.com \
+		-c auth-key-ssm-parameter=/headnat/full/tailnet-auth-key; \
+	echo "cdk synth: minimal"; \
+	$(CDK_ENV) npx cdk synth --quiet -o "$$out/minimal" -c cluster=minimal -c ami-id=ami-0123456789abcdef0; \
+	$(CFN_GUARD) test -r guard/headnat.guard -t guard/headnat_tests.yaml >"$$out/guard-test.txt" || \
+		{ cat "$$out/guard-test.txt"; echo "cdk/guard/headnat.guard fails its own tests"; exit 1; }; \
+	rules="-r guard/headnat.guard"; \
+	for r in $$(sed 's/#.*//' guard/control-tower.txt); do rules="$$rules -r $(CT_RULES)/$$r"; done; \
+	n=0; for t in "$$out"/*/*.template.json; do n=$$((n+1)); \
+		$(CFN_GUARD) validate $$rules -d "$$t" -S fail || { echo "cfn-guard: $$t violates the rules above"; exit 1; }; \
+	done; \
+	test $$n -ge 2 || { echo "expected 2 synthesized templates, found $$n"; exit 1; }; \
+	echo "cfn-guard: $$n templates pass headnat.guard and $$(sed 's/#.*//' guard/control-tower.txt | grep -c .) Control Tower rules"
 
 lab: deps tools build
 	$(BIN)/headnat-lab demo

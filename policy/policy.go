@@ -19,13 +19,15 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+
+	"github.com/headnat/headnat/agent/api"
 )
 
 // Defaults for the zero fields of Params.
 const (
 	DefaultAdminGroup = "group:admins"
 	DefaultNATTag     = "tag:nat"
-	DefaultAgentPort  = 7070
+	DefaultAgentPort  = api.DefaultAgentPort
 )
 
 //go:embed policy.hujson.tmpl

@@ -7,6 +7,22 @@ import (
 	"time"
 )
 
+// Tags the agent reads, shared with whatever deploys the cluster (the CDK app).
+const (
+	// TagCluster names the cluster on its NAT instances, their ENIs, the private route tables
+	// they serve and the pool's Elastic IPs.
+	TagCluster = "headnat:cluster"
+	// TagAZ gives a route table its home AZ when its subnets do not tell it.
+	TagAZ = "headnat:az"
+)
+
+// Default ports, shared with the deployment: peers probe /healthz on DefaultAgentPort (TCP)
+// inside the VPC; tailscaled listens on DefaultTailnetUDPPort (WireGuard).
+const (
+	DefaultAgentPort      = 7070
+	DefaultTailnetUDPPort = 41641
+)
+
 // HTTP paths served by agent/server.
 const (
 	PathHealthz = "/healthz"

@@ -13,12 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/headnat/headnat/agent/api"
 )
 
-// Tags the agent reads.
+// Tags the agent reads (the first two are shared with the deployment through agent/api).
 const (
-	TagCluster  = "headnat:cluster"
-	TagAZ       = "headnat:az"
+	TagCluster  = api.TagCluster
+	TagAZ       = api.TagAZ
 	TagASGGroup = "aws:autoscaling:groupName"
 )
 

@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/health"
 )
 
@@ -204,8 +205,8 @@ type AWS struct {
 // Default returns the configuration an untouched tagged instance runs with.
 func Default() Config {
 	return Config{
-		Listen:         ":7070",
-		PeerPort:       7070,
+		Listen:         fmt.Sprintf(":%d", api.DefaultAgentPort),
+		PeerPort:       api.DefaultAgentPort,
 		FailbackAfter:  60 * time.Second,
 		Refresh:        2 * time.Second,
 		VerifyInterval: 5 * time.Second,
@@ -223,7 +224,7 @@ func Default() Config {
 			Interface: "tailscale0",
 			Tags:      []string{"tag:nat"},
 			CIDR:      netip.MustParsePrefix("100.64.0.0/10"),
-			UDPPort:   41641,
+			UDPPort:   api.DefaultTailnetUDPPort,
 		},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/headnat/headnat/agent/api"
 )
 
 // Defaults applied to a zero Spec field.
@@ -31,7 +33,7 @@ const (
 	MinConntrackMax = 1024
 
 	// DefaultTailnetUDPPort is tailscaled's default WireGuard and disco port (its --port).
-	DefaultTailnetUDPPort = 41641
+	DefaultTailnetUDPPort = api.DefaultTailnetUDPPort
 )
 
 // Spec is the data plane headnat keeps on the host.
