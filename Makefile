@@ -25,6 +25,8 @@ deps:
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y --no-install-recommends $$missing; }; \
 	fi
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		{ echo "make test-cdk needs Node.js 20 or newer and npm (Debian 12's nodejs is 18)"; exit 1; }
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -53,6 +55,7 @@ ALONE_TESTS := ./test/lablifecycle/
 test: deps
 	$(MAKE) -j2 tools build
 	$(MAKE) vet
+	$(MAKE) test-cdk
 	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -p 4 -timeout 40m $(LONG_TESTS) $$($(GO) list ./... | grep -v -F -e /test/lablifecycle)
 	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m $(ALONE_TESTS)
 
@@ -65,7 +68,7 @@ CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_CLI_TELE
 CFNGUARD_PKG := node_modules/@cdklabs/cdk-validator-cfnguard
 CFN_GUARD := $(CFNGUARD_PKG)/bin/ubuntu/$(shell uname -m)/cfn-guard
 CT_RULES := $(CFNGUARD_PKG)/rules/control-tower/cfn-guard
-test-cdk:
+test-cdk: deps
 	cd cdk && npm ci --no-fund --no-audit --loglevel=error
 	cd cdk && $(CDK_ENV) $(GO) test -count=1 ./...
 	@set -euo pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; cd cdk; \
