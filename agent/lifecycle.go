@@ -226,18 +226,18 @@ func (a *Agent) pollLifecycle(ctx context.Context) {
 	if target == "Terminated" {
 		a.trigger(ctx, lifecycle.Trigger{Kind: api.DrainTargetState, Detail: target, Since: now, Terminal: true})
 	}
-	a.pollGroup(ctx, false)
+	a.pollGroup(ctx)
 }
 
-// pollGroup reads the instance's group lifecycle state when due (or when forced).
-func (a *Agent) pollGroup(ctx context.Context, force bool) {
+// pollGroup reads the instance's group lifecycle state when due.
+func (a *Agent) pollGroup(ctx context.Context) {
 	l := a.life
 	if l.lc == nil || l.group == "" {
 		return
 	}
 	now := a.clock.Now()
 	l.mu.Lock()
-	due := force || l.lastGroupPoll.IsZero() || now.Sub(l.lastGroupPoll) >= a.cfg.Lifecycle.GroupPollInterval
+	due := l.lastGroupPoll.IsZero() || now.Sub(l.lastGroupPoll) >= a.cfg.Lifecycle.GroupPollInterval
 	if due {
 		l.lastGroupPoll = now
 	}
