@@ -58,10 +58,11 @@ func (w *world) action(token string) vpcsim.LifecycleActionView {
 	return v
 }
 
-// A launching instance holds its launch hook (with heartbeats) while its egress fails, takes
-// no route table even where it would be preferred, and completes the hook with CONTINUE once
-// it is a working NAT; only then does it claim its table.
-func TestLaunchHookCompletedOnceReady(t *testing.T) {
+// launching is NAT a in Pending:Wait under the launch hook, its egress failing, with NAT b
+// terminated (so a would be preferred for both tables); it returns a's agent, not yet running,
+// and the launch action's token.
+func launching(t *testing.T, mod func(*config.Config)) (*world, *agentOf, string) {
+	t.Helper()
 	w := lifecycleWorld(t, "a", "b")
 	if err := w.sim.SetInstanceState(w.nats["b"].id, vpcsim.StateTerminated); err != nil {
 		t.Fatal(err)
@@ -70,8 +71,16 @@ func TestLaunchHookCompletedOnceReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := w.lifecycleAgent("a", nil)
+	a, _ := w.lifecycleAgent("a", mod)
 	a.egress.Set(errors.New("connection refused"))
+	return w, a, token
+}
+
+// A launching instance holds its launch hook (with heartbeats) while its egress fails, takes
+// no route table even where it would be preferred, and completes the hook with CONTINUE once
+// it is a working NAT; only then does it claim its table.
+func TestLaunchHookCompletedOnceReady(t *testing.T) {
+	w, a, token := launching(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runAgent(ctx, a)
@@ -109,16 +118,7 @@ func TestLaunchHookCompletedOnceReady(t *testing.T) {
 // An instance that cannot become a NAT within lifecycle.launch_timeout abandons its launch,
 // says why, and never claims a route table.
 func TestLaunchAbandonedWhenEgressBroken(t *testing.T) {
-	w := lifecycleWorld(t, "a", "b")
-	if err := w.sim.SetInstanceState(w.nats["b"].id, vpcsim.StateTerminated); err != nil {
-		t.Fatal(err)
-	}
-	token, err := w.sim.StartLifecycleAction(testGroup, w.nats["a"].id, testLaunchHook)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _ := w.lifecycleAgent("a", func(c *config.Config) { c.Lifecycle.LaunchTimeout = 20 * time.Second })
-	a.egress.Set(errors.New("connection refused"))
+	w, a, token := launching(t, func(c *config.Config) { c.Lifecycle.LaunchTimeout = 20 * time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runAgent(ctx, a)
