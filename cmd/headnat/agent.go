@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,14 +36,11 @@ func agentMain(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&f.once, "once", false, "run one tick and exit")
 	applyFlags := config.Flags(fs)
 	fs.Usage = func() { agentUsage(fs.Output(), fs) }
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %v", fs.Args())
+		return err
 	}
 	cfg := config.Default()
 	if f.configPath != "" {

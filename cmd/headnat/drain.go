@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,7 +31,7 @@ type drainCmd struct {
 
 func drainMain(ctx context.Context, e *env, args []string) error {
 	c, err := parseDrain(args, e.stderr)
-	if err == flag.ErrHelp {
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
@@ -65,14 +66,8 @@ the route tables it serves, and it keeps forwarding what still reaches it until 
 Exit status: 0 drained (or started, with --no-wait), 1 refused, failed or timed out, 2 usage.
 `, config.Default().ControlSocket)
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return c, err
-		}
-		return c, usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return c, usagef("unexpected arguments: %v", fs.Args())
+	if err := parseFlags(fs, args); err != nil {
+		return c, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -208,14 +203,11 @@ termination cannot be undone.
   --socket PATH  the agent's control socket (default %s)
 `, config.Default().ControlSocket)
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %v", fs.Args())
+		return err
 	}
 	return c.run(ctx, e.stdout)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,14 +43,11 @@ their public addresses, the peers and recent decisions, from the local agent's /
   --json            print the raw /status JSON
 `, config.Default().ControlSocket)
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %v", fs.Args())
+		return err
 	}
 	return c.run(ctx, e.stdout)
 }
