@@ -76,6 +76,20 @@ func launching(t *testing.T, mod func(*config.Config)) (*world, *agentOf, string
 	return w, a, token
 }
 
+// runSettled runs NAT a's agent beside a healthy NAT b until a is healthy and holds its own
+// table; the agent stops when the test ends, or on cancel.
+func (w *world) runSettled(t *testing.T, a *agentOf) (context.Context, context.CancelFunc, <-chan error) {
+	t.Helper()
+	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := runAgent(ctx, a)
+	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
+		t.Fatalf("agent a not settled: %+v", a.healthz())
+	}
+	return ctx, cancel, done
+}
+
 // A launching instance holds its launch hook (with heartbeats) while its egress fails, takes
 // no route table even where it would be preferred, and completes the hook with CONTINUE once
 // it is a working NAT; only then does it claim its table.
@@ -171,13 +185,7 @@ func TestTerminateHookDrainsThenCompletes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := lifecycleWorld(t, "a", "b")
 			a, imds := w.lifecycleAgent("a", nil)
-			a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := runAgent(ctx, a)
-			if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
-				t.Fatalf("agent a not settled: %+v", a.healthz())
-			}
+			_, _, done := w.runSettled(t, a)
 			token := tc.trigger(w, imds)
 			if !w.drive(a, 20*time.Second, func() bool { return a.healthz().Draining }) {
 				t.Fatalf("not draining: %+v", a.healthz())
@@ -273,13 +281,7 @@ func TestTerminateWithoutPeerKeepsServing(t *testing.T) {
 func TestOperatorDrainAndUndrain(t *testing.T) {
 	w := lifecycleWorld(t, "a", "b")
 	a, imds := w.lifecycleAgent("a", nil)
-	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := runAgent(ctx, a)
-	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
-		t.Fatalf("agent a not settled: %+v", a.healthz())
-	}
+	ctx, cancel, done := w.runSettled(t, a)
 	if err := a.OperatorUndrain(ctx); !errors.Is(err, ErrNotDraining) {
 		t.Fatalf("undrain while in service: %v", err)
 	}
@@ -340,13 +342,7 @@ func TestEIPPoolClaimedAndReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := runAgent(ctx, a)
-	if !w.drive(a, 10*time.Second, func() bool { return a.settled(1, true) }) {
-		t.Fatalf("agent a not settled: %+v", a.healthz())
-	}
+	_, _, done := w.runSettled(t, a)
 	hz := a.healthz()
 	if hz.EIP == nil || hz.EIP.AllocationID != free || hz.PublicIP != "203.0.113.51" {
 		t.Fatalf("healthz EIP %+v public %q, want %s (203.0.113.51)", hz.EIP, hz.PublicIP, free)
