@@ -232,3 +232,7 @@ func SafeURL(s string) string {
 	u.RawFragment = ""
 	return u.String()
 }
+
+// DefaultTailnetCIDR is the tailnet's IPv4 range (headscale's prefixes.v4, Tailscale's CGNAT
+// range): a VPC that overlaps it cannot be routed to over the tailnet.
+const DefaultTailnetCIDR = "100.64.0.0/10"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -31,6 +32,9 @@ type NatFleet interface {
 	Eips() []awsec2.CfnEIP
 	// LogGroup is nil with NoLogGroup.
 	LogGroup() awslogs.LogGroup
+	// NoHealthyNatAlarm and FailoverAlarm are nil with NoAlarms.
+	NoHealthyNatAlarm() awscloudwatch.Alarm
+	FailoverAlarm() awscloudwatch.Alarm
 	Cluster() string
 }
 
@@ -42,6 +46,7 @@ type natFleet struct {
 	lts     []awsec2.LaunchTemplate
 	eips    []awsec2.CfnEIP
 	logs    awslogs.LogGroup
+	alarms  [2]awscloudwatch.Alarm
 	cluster string
 }
 
@@ -51,6 +56,8 @@ func (f *natFleet) Role() awsiam.Role                                    { retur
 func (f *natFleet) LaunchTemplates() []awsec2.LaunchTemplate             { return f.lts }
 func (f *natFleet) Eips() []awsec2.CfnEIP                                { return f.eips }
 func (f *natFleet) LogGroup() awslogs.LogGroup                           { return f.logs }
+func (f *natFleet) NoHealthyNatAlarm() awscloudwatch.Alarm               { return f.alarms[0] }
+func (f *natFleet) FailoverAlarm() awscloudwatch.Alarm                   { return f.alarms[1] }
 func (f *natFleet) Cluster() string                                      { return f.cluster }
 
 // GroupName is the name of the fleet's Auto Scaling group for the i-th AZ (0-based). Names
@@ -74,6 +81,9 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 		panic(fmt.Errorf("natfleet: the VPC has no public subnets to put the NAT instances in"))
 	}
 
+	if err := p.ValidateFleetSize(len(*public)); err != nil {
+		panic(err)
+	}
 	f.sg = newSecurityGroup(f, p)
 	f.role = awsiam.NewRole(f, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
@@ -117,7 +127,7 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 	tagRouteTables(f, p)
 
 	if p.EipPool {
-		for i := range len(*public)**p.InstancesPerAZ + 1 {
+		for i := range p.eipPoolSize(len(*public)) {
 			eip := awsec2.NewCfnEIP(f, jsii.String(fmt.Sprintf("Eip%d", i+1)), &awsec2.CfnEIPProps{
 				Domain: jsii.String("vpc"),
 				Tags: &[]*awscdk.CfnTag{
@@ -129,6 +139,9 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 		}
 	}
 
+	if !p.NoAlarms {
+		f.alarms[0], f.alarms[1] = newAlarms(f, p)
+	}
 	if !p.NoLogGroup {
 		f.logs = awslogs.NewLogGroup(f, jsii.String("Logs"), &awslogs.LogGroupProps{
 			LogGroupName:  jsii.String("/headnat/" + p.Cluster),
@@ -363,6 +376,9 @@ func AgentConfig(p NatFleetProps) string {
 	}
 	if p.EipPool {
 		b.WriteString("eip:\n  pool: true\n")
+	}
+	if !p.NoAlarms {
+		fmt.Fprintf(&b, "cloudwatch:\n  namespace: %s\n", strconv.Quote(api.DefaultMetricNamespace))
 	}
 	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 )
 
 // Defaults for the zero fields of NatFleetProps.
@@ -56,17 +57,45 @@ type NatFleetProps struct {
 	RootVolumeGiB int
 	RootDevice    string
 
-	// EipPool creates instances+1 Elastic IPs tagged with the cluster and turns eip.pool on.
-	EipPool bool
+	// EipPool creates Elastic IPs tagged with the cluster and turns eip.pool on: EipPoolSize
+	// of them (default: the fleet's instances + 1, so that a replacement launched before the
+	// old instance leaves finds a free address). Fewer than the fleet's instances is an error.
+	EipPool     bool
+	EipPoolSize int
 	// TailnetLoginServer is headscale's URL; empty: no tailnet.
 	TailnetLoginServer string
 	// AuthKeySSMParameter names the SecureString parameter holding the tailnet pre-auth key
 	// (the name only: the key itself never passes through CDK). Needs TailnetLoginServer.
 	AuthKeySSMParameter string
 
+	// NoAlarms leaves out the two CloudWatch alarms ("no healthy NAT for a route table",
+	// "failover happened") and the metrics the agents publish for them (about $0.30 per month
+	// for the one metric sent every minute, plus $0.01 per 1,000 PutMetricData calls: about
+	// $0.44 per instance per month; $0.10 per alarm).
+	NoAlarms bool
+	// AlarmTopic, if set, is notified when an alarm goes off (and when "no healthy NAT" clears).
+	AlarmTopic awssns.ITopic
+
 	// LogRetention of the fleet's log group (default two weeks). NoLogGroup leaves it out.
 	LogRetention awslogs.RetentionDays
 	NoLogGroup   bool
+}
+
+// ValidateFleetSize checks what depends on the number of AZs (groups).
+func (p *NatFleetProps) ValidateFleetSize(azs int) error {
+	d := p.withDefaults()
+	if n := azs * *d.InstancesPerAZ; d.EipPool && d.EipPoolSize > 0 && d.EipPoolSize < n {
+		return fmt.Errorf("natfleet: EipPoolSize %d is smaller than the fleet (%d AZs x %d instances = %d): every NAT needs an address, plus one spare for replacements", d.EipPoolSize, azs, *d.InstancesPerAZ, n)
+	}
+	return nil
+}
+
+// eipPoolSize is how many addresses the pool gets with azs groups.
+func (p NatFleetProps) eipPoolSize(azs int) int {
+	if p.EipPoolSize > 0 {
+		return p.EipPoolSize
+	}
+	return azs**p.InstancesPerAZ + 1
 }
 
 // withDefaults returns p with its zero fields set.
@@ -115,6 +144,10 @@ func (p *NatFleetProps) ValidateSettings() error {
 		return fmt.Errorf("natfleet: InstancesPerAZ %d: want at least 1 NAT instance per AZ", *d.InstancesPerAZ)
 	case d.OnDemandBase < 0 || d.OnDemandBase > *d.InstancesPerAZ:
 		return fmt.Errorf("natfleet: OnDemandBase %d: want 0 to InstancesPerAZ (%d)", d.OnDemandBase, *d.InstancesPerAZ)
+	case d.EipPoolSize < 0 || (d.EipPoolSize > 0 && !d.EipPool):
+		return fmt.Errorf("natfleet: EipPoolSize %d: want a positive size, with EipPool", d.EipPoolSize)
+	case d.NoAlarms && d.AlarmTopic != nil:
+		return fmt.Errorf("natfleet: AlarmTopic is set but NoAlarms leaves the alarms out")
 	case d.RootVolumeGiB < 2:
 		return fmt.Errorf("natfleet: RootVolumeGiB %d: want at least 2", d.RootVolumeGiB)
 	case d.AuthKeySSMParameter != "" && d.TailnetLoginServer == "":

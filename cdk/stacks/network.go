@@ -7,9 +7,12 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/cdk/natfleet"
 )
 
@@ -26,20 +29,75 @@ type NetworkStackProps struct {
 	MaxAZs            int
 	// Fleet configures the NAT fleet; its Vpc is set by the stack.
 	Fleet natfleet.NatFleetProps
+	// AlarmEmail, if set, gets the fleet's alarms through a new SNS topic (confirm the
+	// subscription from the first email).
+	AlarmEmail string
 }
+
+// Subnet sizes: a /24 public subnet (the NAT instances) and a /20 private one per AZ.
+const (
+	publicSubnetBits  = 24
+	privateSubnetBits = 20
+)
 
 // Validate returns the first problem with the props.
 func (p *NetworkStackProps) Validate() error {
 	if p == nil {
 		return fmt.Errorf("network stack: no props")
 	}
-	if _, err := netip.ParsePrefix(p.VpcCIDR); p.VpcCIDR != "" && err != nil {
-		return fmt.Errorf("network stack: VpcCIDR: %w", err)
+	azs := p.MaxAZs
+	if azs == 0 {
+		azs = DefaultMaxAZs
 	}
-	if p.MaxAZs < 0 || p.MaxAZs == 1 {
+	switch {
+	case p.MaxAZs < 0 || p.MaxAZs == 1:
 		return fmt.Errorf("network stack: MaxAZs %d: want at least 2 (a NAT fails over to another AZ)", p.MaxAZs)
+	case azs > 2 && !hasEnv(p.StackProps):
+		return fmt.Errorf("network stack: MaxAZs %d: an environment-agnostic stack spans 2 AZs; set account and region for more", azs)
 	}
-	return p.Fleet.ValidateSettings()
+	if err := checkVpcCIDR(p.VpcCIDR, azs, p.Fleet.TailnetLoginServer != ""); err != nil {
+		return err
+	}
+	if p.AlarmEmail != "" && p.Fleet.NoAlarms {
+		return fmt.Errorf("network stack: AlarmEmail is set but Fleet.NoAlarms leaves the alarms out")
+	}
+	if err := p.Fleet.ValidateSettings(); err != nil {
+		return err
+	}
+	return p.Fleet.ValidateFleetSize(azs)
+}
+
+func hasEnv(sp awscdk.StackProps) bool {
+	return sp.Env != nil && sp.Env.Account != nil && sp.Env.Region != nil
+}
+
+// checkVpcCIDR: a valid IPv4 block AWS accepts (/16 to /28), big enough for the subnets,
+// not overlapping the tailnet's range when there is a tailnet.
+func checkVpcCIDR(cidr string, azs int, tailnet bool) error {
+	if cidr == "" {
+		cidr = DefaultVpcCIDR
+	}
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil || !pfx.Addr().Is4() || pfx.Masked() != pfx {
+		return fmt.Errorf("network stack: VpcCIDR %q: want an IPv4 network like %s", cidr, DefaultVpcCIDR)
+	}
+	if pfx.Bits() < 16 || pfx.Bits() > 28 {
+		return fmt.Errorf("network stack: VpcCIDR %s: AWS wants a /16 to /28", cidr)
+	}
+	// CDK allocates the public subnets first, then the private ones on their own boundary.
+	pub, priv := uint64(1)<<(32-publicSubnetBits), uint64(1)<<(32-privateSubnetBits)
+	need := (uint64(azs)*pub+priv-1)/priv*priv + uint64(azs)*priv
+	if have := uint64(1) << (32 - pfx.Bits()); have < need {
+		bits := 32
+		for uint64(1)<<(32-bits) < need {
+			bits--
+		}
+		return fmt.Errorf("network stack: VpcCIDR %s is too small for %d AZs (a /%d public and a /%d private subnet each): want a /%d or larger", cidr, azs, publicSubnetBits, privateSubnetBits, bits)
+	}
+	if t := netip.MustParsePrefix(api.DefaultTailnetCIDR); tailnet && pfx.Overlaps(t) {
+		return fmt.Errorf("network stack: VpcCIDR %s overlaps the tailnet's %s: admins could not route to the VPC", cidr, t)
+	}
+	return nil
 }
 
 // NetworkStack is a VPC whose private subnets reach the internet through a headnat fleet.
@@ -91,6 +149,14 @@ func NewNetworkStack(scope constructs.Construct, id string, props *NetworkStackP
 
 	fp := p.Fleet
 	fp.Vpc = vpc
+	if p.AlarmEmail != "" {
+		topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+			DisplayName: jsii.String("headnat " + fp.Cluster + " alarms"),
+			EnforceSSL:  jsii.Bool(true),
+		})
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(p.AlarmEmail), nil))
+		fp.AlarmTopic = topic
+	}
 	fleet := natfleet.NewNatFleet(stack, "NatFleet", &fp)
 	s.vpc, s.fleet = vpc, fleet
 	return s

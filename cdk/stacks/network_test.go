@@ -33,7 +33,7 @@ func fullProps() *NetworkStackProps {
 		EipPool:             true,
 		TailnetLoginServer:  "https://headscale.example.com",
 		AuthKeySSMParameter: "/headnat/prod/tailnet-auth-key",
-	}}
+	}, AlarmEmail: "ops@example.org"}
 }
 
 // minimalProps: no EIP pool, no tailnet, an AMI id.
@@ -304,6 +304,41 @@ func TestNetworkStack(t *testing.T) {
 		}
 	})
 
+	t.Run("alarms on the agent's metrics, to the email topic", func(t *testing.T) {
+		alarms := map[string]map[string]any{}
+		for _, a := range cdktest.Resources(t, tmpl, "AWS::CloudWatch::Alarm") {
+			alarms[fmt.Sprint(a.Properties["MetricName"])] = a.Properties
+		}
+		topic := findResource(t, tmpl, "AWS::SNS::Topic")
+		for name, want := range map[string]struct{ stat, missing string }{
+			api.MetricUnservedRouteTables: {"Maximum", "breaching"},
+			api.MetricFailovers:           {"Sum", "notBreaching"},
+		} {
+			a := alarms[name]
+			if a == nil {
+				t.Errorf("no alarm on %s", name)
+				continue
+			}
+			dims := cdktest.JSON(a["Dimensions"])
+			if a["Namespace"] != api.DefaultMetricNamespace || a["Statistic"] != want.stat || a["TreatMissingData"] != want.missing ||
+				fmt.Sprint(a["Period"]) != fmt.Sprint(api.MetricPeriodSeconds) || fmt.Sprint(a["Threshold"]) != "1" ||
+				!strings.Contains(dims, `"Name":"`+api.MetricDimensionCluster+`"`) || !strings.Contains(dims, `"Value":"`+cluster+`"`) {
+				t.Errorf("alarm on %s: %s", name, cdktest.JSON(a))
+			}
+			if !strings.Contains(cdktest.JSON(a["AlarmActions"]), topic) {
+				t.Errorf("alarm on %s: actions %s, want the topic %s", name, cdktest.JSON(a["AlarmActions"]), topic)
+			}
+		}
+		cdktest.Assert(t, "email subscription", func() {
+			tmpl.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{"Protocol": "email", "Endpoint": "ops@example.org"})
+		})
+		for _, lt := range cdktest.Resources(t, tmpl, "AWS::EC2::LaunchTemplate") {
+			if ud := cdktest.JSON(lt.Properties["LaunchTemplateData"].(map[string]any)["UserData"]); !strings.Contains(ud, "namespace: \\\"headnat\\\"") {
+				t.Errorf("%s: user data %s: want cloudwatch.namespace for the agent", lt.ID, ud)
+			}
+		}
+	})
+
 	t.Run("user data carries no secret", func(t *testing.T) {
 		for _, lt := range cdktest.Resources(t, tmpl, "AWS::EC2::LaunchTemplate") {
 			ud := cdktest.JSON(lt.Properties["LaunchTemplateData"].(map[string]any)["UserData"])
@@ -343,6 +378,13 @@ func TestNetworkStackPropsValidation(t *testing.T) {
 		"x86 type":         {func(p *NetworkStackProps) { p.Fleet.InstanceTypes = []string{"t3.nano"} }, `"t3.nano" is not a Graviton`},
 		"one AZ":           {func(p *NetworkStackProps) { p.MaxAZs = 1 }, "MaxAZs 1"},
 		"key without URL":  {func(p *NetworkStackProps) { p.Fleet.TailnetLoginServer = "" }, "AuthKeySSMParameter needs TailnetLoginServer"},
+		"small EIP pool":   {func(p *NetworkStackProps) { p.Fleet.EipPoolSize = 1 }, "EipPoolSize 1 is smaller than the fleet (2 AZs x 1 instances = 2)"},
+		"pool size alone":  {func(p *NetworkStackProps) { p.Fleet.EipPool = false; p.Fleet.EipPoolSize = 3 }, "EipPoolSize 3: want a positive size, with EipPool"},
+		"3 AZs, agnostic":  {func(p *NetworkStackProps) { p.MaxAZs = 3 }, "environment-agnostic stack spans 2 AZs"},
+		"VPC /19":          {func(p *NetworkStackProps) { p.VpcCIDR = "10.0.0.0/19" }, "want a /18 or larger"},
+		"VPC in tailnet":   {func(p *NetworkStackProps) { p.VpcCIDR = "100.64.0.0/16" }, "overlaps the tailnet's 100.64.0.0/10"},
+		"VPC not IPv4":     {func(p *NetworkStackProps) { p.VpcCIDR = "fd00::/56" }, `VpcCIDR "fd00::/56"`},
+		"email, no alarms": {func(p *NetworkStackProps) { p.Fleet.NoAlarms = true }, "AlarmEmail is set but Fleet.NoAlarms"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := fullProps()
@@ -360,6 +402,38 @@ func TestNetworkStackPropsValidation(t *testing.T) {
 	if err := fullProps().Validate(); err != nil {
 		t.Errorf("valid props: %v", err)
 	}
+}
+
+// GIVEN NoAlarms WHEN synthesized THEN no alarm, no topic, no metric in the agent's config.
+func TestNetworkStackNoAlarms(t *testing.T) {
+	p := minimalProps()
+	p.Fleet.NoAlarms = true
+	tmpl := synth(t, p)
+	cdktest.Assert(t, "no alarm", func() { tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(0)) })
+	cdktest.Assert(t, "no topic", func() { tmpl.ResourceCountIs(jsii.String("AWS::SNS::Topic"), jsii.Number(0)) })
+	for _, lt := range cdktest.Resources(t, tmpl, "AWS::EC2::LaunchTemplate") {
+		if ud := cdktest.JSON(lt.Properties["LaunchTemplateData"].(map[string]any)["UserData"]); strings.Contains(ud, "cloudwatch") {
+			t.Errorf("%s: user data %s turns metrics on", lt.ID, ud)
+		}
+	}
+}
+
+// GIVEN an EIP pool size WHEN synthesized THEN exactly that many addresses.
+func TestNetworkStackEipPoolSize(t *testing.T) {
+	p := minimalProps()
+	p.Fleet.EipPool, p.Fleet.EipPoolSize = true, 5
+	tmpl := synth(t, p)
+	cdktest.Assert(t, "5 EIPs", func() { tmpl.ResourceCountIs(jsii.String("AWS::EC2::EIP"), jsii.Number(5)) })
+}
+
+// findResource is the logical id of the template's only resource of a type.
+func findResource(t *testing.T, tmpl assertions.Template, typ string) string {
+	t.Helper()
+	rs := cdktest.Resources(t, tmpl, typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d %s, want 1", len(rs), typ)
+	}
+	return rs[0].ID
 }
 
 // statements returns the Statement list of every IAM policy in the template.
@@ -446,4 +520,17 @@ func TestNetworkStackEnvironmentAgnostic(t *testing.T) {
 			"Default": "/headnat/ami/arm64",
 		})
 	})
+}
+
+// GIVEN the smallest VPC Validate accepts for 2 AZs WHEN synthesized THEN CDK fits the
+// subnets in it (Validate's arithmetic matches CDK's allocation).
+func TestNetworkStackSmallestVpc(t *testing.T) {
+	p := minimalProps()
+	p.VpcCIDR = "10.20.0.0/18"
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if r := cdktest.Panics(func() { synth(t, p) }); r != nil {
+		t.Fatalf("synth of a %s VPC: %v", p.VpcCIDR, r)
+	}
 }
