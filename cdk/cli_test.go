@@ -55,7 +55,7 @@ func TestBadContextFailsAtSynthAndWritesNothing(t *testing.T) {
 	}{
 		"missing AMI":            {map[string]string{"ami-id": ""}, "no AMI"},
 		"zero AZs":               {map[string]string{"azs": "0"}, "azs=0: want at least 2 AZs"},
-		"VPC overlaps tailnet":   {map[string]string{"vpc-cidr": "100.64.0.0/16", "headscale-url": "https://hs.example.org"}, "overlaps the tailnet's 100.64.0.0/10"},
+		"VPC overlaps tailnet":   {map[string]string{"vpc-cidr": "100.64.0.0/16", "headscale-url": "https://hs.example.org", "auth-key-ssm-parameter": "/headnat/key"}, "overlaps the tailnet's 100.64.0.0/10"},
 		"VPC too small":          {map[string]string{"vpc-cidr": "10.0.0.0/19"}, "too small for 2 AZs"},
 		"x86 instance type":      {map[string]string{"instance-types": "t4g.nano,t3.micro"}, `"t3.micro" is not a Graviton (arm64) type`},
 		"EIP pool under fleet":   {map[string]string{"eip-pool-size": "3", "instances-per-az": "2"}, "EipPoolSize 3 is smaller than the fleet (2 AZs x 2 instances = 4)"},

@@ -142,6 +142,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("context: set %s or %s, not both", KeyAmiID, KeyAmiSSM)
 	case c.HeadscaleURL != "" && c.HeadscaleDomain != "":
 		return fmt.Errorf("context: set %s (an existing server) or %s (deploy one), not both", KeyHeadscaleURL, KeyHeadscaleDomain)
+	case c.HeadscaleURL != "" && c.AuthKeySSMParameter == "":
+		return fmt.Errorf("context %s needs %s (the SSM parameter holding the NATs' pre-auth key)", KeyHeadscaleURL, KeyAuthKeySSM)
 	case c.AuthKeySSMParameter != "" && c.HeadscaleURL == "" && c.HeadscaleDomain == "":
 		return fmt.Errorf("context %s needs %s or %s", KeyAuthKeySSM, KeyHeadscaleURL, KeyHeadscaleDomain)
 	case c.AlarmEmail != "" && !email.MatchString(c.AlarmEmail):
@@ -158,6 +160,15 @@ func (c Config) LoginServer() string {
 		return "https://" + c.HeadscaleDomain
 	}
 	return c.HeadscaleURL
+}
+
+// fleetLoginServer: the NATs join the tailnet once there is a key for them. A first deploy of
+// headscale has none yet (it is created on the new server), so the NATs start without.
+func (c Config) fleetLoginServer() string {
+	if c.AuthKeySSMParameter == "" {
+		return ""
+	}
+	return c.LoginServer()
 }
 
 // NetworkProps are the network stack's props for c.
@@ -179,7 +190,7 @@ func (c Config) NetworkProps() *stacks.NetworkStackProps {
 			OnDemandBase:        c.OnDemandBase,
 			EipPool:             c.EipPool,
 			EipPoolSize:         c.EipPoolSize,
-			TailnetLoginServer:  c.LoginServer(),
+			TailnetLoginServer:  c.fleetLoginServer(),
 			AuthKeySSMParameter: c.AuthKeySSMParameter,
 			NoAlarms:            !c.Alarms,
 		},

@@ -40,6 +40,11 @@ func TestFromContext(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
+	// A first deploy of headscale: no key yet, so the NATs start outside the tailnet.
+	c, err = FromContext(ctx("ami-id", "ami-0123456789abcdef0", "headscale-domain", "hs.example.org"))
+	if err != nil || c.NetworkProps().Fleet.TailnetLoginServer != "" || c.LoginServer() != "https://hs.example.org" {
+		t.Errorf("headscale without a key: err %v, fleet login server %q", err, c.NetworkProps().Fleet.TailnetLoginServer)
+	}
 	c, err = FromContext(ctx("ami-id", "ami-0123456789abcdef0", "account", "123456789012", "region", "eu-west-1", "alarms", "false"))
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +72,10 @@ func TestFromContextErrors(t *testing.T) {
 		{append([]string{"instance-types", "m5.large"}, ami...), `"m5.large" is not a Graviton`},
 		{append([]string{"vpc-cidr", "10.0.0.0/33"}, ami...), `VpcCIDR "10.0.0.0/33"`},
 		{append([]string{"vpc-cidr", "10.0.0.1/16"}, ami...), `VpcCIDR "10.0.0.1/16"`},
-		{append([]string{"vpc-cidr", "100.100.0.0/16", "headscale-url", "https://hs.example.org"}, ami...), "overlaps the tailnet"},
+		{append([]string{"vpc-cidr", "100.100.0.0/16", "headscale-url", "https://hs.example.org", "auth-key-ssm-parameter", "/k"}, ami...), "overlaps the tailnet"},
 		{append([]string{"headscale-url", "https://a.example.org", "headscale-domain", "b.example.org"}, ami...), "not both"},
 		{append([]string{"auth-key-ssm-parameter", "/k"}, ami...), "needs headscale-url or headscale-domain"},
+		{append([]string{"headscale-url", "https://hs.example.org"}, ami...), "headscale-url needs auth-key-ssm-parameter"},
 		{append([]string{"alarm-email", "nobody"}, ami...), "want an email address"},
 		{append([]string{"alarm-email", "a@example.org", "alarms", "false"}, ami...), "alarm-email needs alarms=true"},
 		{append([]string{"region", "eu-west-1"}, ami...), "set both account and region"},

@@ -3,7 +3,10 @@
 //
 // NewNatFleet creates, for one cluster name:
 //
-//   - one Auto Scaling group per AZ, in that AZ's public subnet (1 instance by default). Per
+//   - one Auto Scaling group per AZ, in that AZ's public subnet (1 instance by default, room
+//     for one more: replacements launch before the instance they replace goes, through an
+//     instance maintenance policy of 100-200%, and a deploy that changes the launch template
+//     starts a rolling instance refresh the same way). Per
 //     AZ, not one group across AZs: a NAT that dies or is interrupted is replaced in its own
 //     AZ, where its route table's home is; capacity rebalancing replaces a spot instance
 //     inside its own group, hence its own AZ; and the group never "rebalances" instances
@@ -33,5 +36,11 @@
 //   - optionally an Elastic IP pool (instances + 1 addresses) for stable egress addresses, user
 //     data that writes only the agent's configuration (/etc/headnat/headnat.yaml: cluster,
 //     tailnet login server, the SSM parameter's name; never a secret), and a CloudWatch log
-//     group with a retention (for the AMI's log shipper; the role does not write to it yet).
+//     group with a retention (for the AMI's log shipper; the role does not write to it yet);
+//   - two CloudWatch alarms (unless NoAlarms) on the metrics the agents publish when the user
+//     data turns cloudwatch.namespace on: "no healthy NAT for a route table" (Maximum of
+//     UnservedRouteTables >= 1 in 2 of 3 minutes; missing data breaches, since no agent alive
+//     to publish means no NAT at all) and "failover" (Sum of Failovers >= 1 in a minute),
+//     notifying AlarmTopic if set. One metric is sent every minute and the other only when a
+//     failover happens, to keep the custom-metric bill at about $0.30 a month.
 package natfleet

@@ -60,6 +60,9 @@ func (f *natFleet) NoHealthyNatAlarm() awscloudwatch.Alarm               { retur
 func (f *natFleet) FailoverAlarm() awscloudwatch.Alarm                   { return f.alarms[1] }
 func (f *natFleet) Cluster() string                                      { return f.cluster }
 
+// refreshWarmupSeconds: the launch hook already holds an instance until it is a working NAT.
+const refreshWarmupSeconds = 10
+
 // GroupName is the name of the fleet's Auto Scaling group for the i-th AZ (0-based). Names
 // are fixed so that the role can name its groups by ARN before they exist.
 func GroupName(cluster string, i int) string {
@@ -304,8 +307,20 @@ func newGroup(scope constructs.Construct, p NatFleetProps, lt awsec2.LaunchTempl
 		Vpc:                  p.Vpc,
 		VpcSubnets:           &awsec2.SubnetSelection{Subnets: &[]awsec2.ISubnet{subnet}},
 		MinCapacity:          n,
-		MaxCapacity:          n,
+		MaxCapacity:          jsii.Number(*p.InstancesPerAZ + 1),
 		CapacityRebalance:    jsii.Bool(true),
+		// Replacements (unhealthy, rebalance, refresh) launch before the old instance goes,
+		// so the AZ keeps its own NAT while the terminate hook hands the tables over.
+		MinHealthyPercentage: jsii.Number(100),
+		MaxHealthyPercentage: jsii.Number(200),
+		// A deploy that changes the launch template (a new AMI, new user data) refreshes the
+		// instances one at a time, through the same hooks.
+		UpdatePolicy: awsautoscaling.UpdatePolicy_InstanceRefresh(&awsautoscaling.InstanceRefreshOptions{
+			Strategy:             awsautoscaling.InstanceRefreshStrategy_ROLLING,
+			MinHealthyPercentage: jsii.Number(100),
+			MaxHealthyPercentage: jsii.Number(200),
+			InstanceWarmup:       awscdk.Duration_Seconds(jsii.Number(refreshWarmupSeconds)),
+		}),
 		MixedInstancesPolicy: &awsautoscaling.MixedInstancesPolicy{
 			LaunchTemplate:          lt,
 			LaunchTemplateOverrides: &overrides,

@@ -72,8 +72,8 @@ func TestSizing(t *testing.T) {
 		t.Errorf("%d groups, want 2", len(fleet.AutoScalingGroups()))
 	}
 	for _, asg := range cdktest.Resources(t, tmpl, "AWS::AutoScaling::AutoScalingGroup") {
-		if asg.Properties["MinSize"] != "2" || asg.Properties["MaxSize"] != "2" {
-			t.Errorf("%s: %v..%v, want 2..2", asg.ID, asg.Properties["MinSize"], asg.Properties["MaxSize"])
+		if asg.Properties["MinSize"] != "2" || asg.Properties["MaxSize"] != "3" {
+			t.Errorf("%s: %v..%v, want 2..3", asg.ID, asg.Properties["MinSize"], asg.Properties["MaxSize"])
 		}
 	}
 	cdktest.Assert(t, "pool of 5", func() { tmpl.ResourceCountIs(jsii.String("AWS::EC2::EIP"), jsii.Number(5)) })

@@ -45,7 +45,8 @@ type NatFleetProps struct {
 	AmiID           string
 	AmiSSMParameter string
 
-	// InstancesPerAZ is each group's min, max and desired capacity (nil: 1; 0 is an error).
+	// InstancesPerAZ is each group's capacity (nil: 1; 0 is an error). The group's maximum is
+	// one more, room for a replacement to launch before the instance it replaces leaves.
 	InstancesPerAZ *int
 	// InstanceTypes are arm64 types in order of preference (default DefaultInstanceTypes).
 	InstanceTypes []string
@@ -152,6 +153,8 @@ func (p *NatFleetProps) ValidateSettings() error {
 		return fmt.Errorf("natfleet: RootVolumeGiB %d: want at least 2", d.RootVolumeGiB)
 	case d.AuthKeySSMParameter != "" && d.TailnetLoginServer == "":
 		return fmt.Errorf("natfleet: AuthKeySSMParameter needs TailnetLoginServer")
+	case d.TailnetLoginServer != "" && d.AuthKeySSMParameter == "":
+		return fmt.Errorf("natfleet: TailnetLoginServer needs AuthKeySSMParameter (the agent logs in with the pre-auth key stored there)")
 	case d.AuthKeySSMParameter != "" && !strings.HasPrefix(d.AuthKeySSMParameter, "/"):
 		return fmt.Errorf("natfleet: AuthKeySSMParameter %q: want a full path (/...)", d.AuthKeySSMParameter)
 	}

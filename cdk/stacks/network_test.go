@@ -166,8 +166,11 @@ func TestNetworkStack(t *testing.T) {
 			if p["CapacityRebalance"] != true {
 				t.Errorf("%s: capacity rebalance off", asg.ID)
 			}
-			if p["MinSize"] != "1" || p["MaxSize"] != "1" {
-				t.Errorf("%s: size %v..%v, want 1..1", asg.ID, p["MinSize"], p["MaxSize"])
+			if p["MinSize"] != "1" || p["MaxSize"] != "2" || p["DesiredCapacity"] != nil {
+				t.Errorf("%s: size %v..%v (desired %v), want 1..2: one instance, room for its replacement", asg.ID, p["MinSize"], p["MaxSize"], p["DesiredCapacity"])
+			}
+			if m := cdktest.JSON(p["InstanceMaintenancePolicy"]); m != `{"MaxHealthyPercentage":200,"MinHealthyPercentage":100}` {
+				t.Errorf("%s: instance maintenance policy %s: want launch before terminate (100..200%%)", asg.ID, m)
 			}
 			if n := len(cdktest.List(p["VPCZoneIdentifier"])); n != 1 {
 				t.Errorf("%s spans %d subnets, want its AZ's public subnet only", asg.ID, n)
@@ -205,6 +208,18 @@ func TestNetworkStack(t *testing.T) {
 				if cs["CpuCredits"] != "standard" {
 					t.Errorf("%s: CPU credits %v, want standard", lt.ID, cs)
 				}
+			}
+		}
+	})
+
+	t.Run("a deploy that changes the launch template refreshes the instances, launch first", func(t *testing.T) {
+		resources := (*tmpl.ToJSON())["Resources"].(map[string]any)
+		for _, asg := range cdktest.Resources(t, tmpl, "AWS::AutoScaling::AutoScalingGroup") {
+			up, _ := resources[asg.ID].(map[string]any)["UpdatePolicy"].(map[string]any)
+			ir, _ := up["AutoScalingInstanceRefresh"].(map[string]any)
+			prefs, _ := ir["Preferences"].(map[string]any)
+			if ir["Strategy"] != "Rolling" || fmt.Sprint(prefs["MinHealthyPercentage"]) != "100" || fmt.Sprint(prefs["MaxHealthyPercentage"]) != "200" {
+				t.Errorf("%s: update policy %s: want a rolling instance refresh, launch before terminate", asg.ID, cdktest.JSON(up))
 			}
 		}
 	})
@@ -378,6 +393,7 @@ func TestNetworkStackPropsValidation(t *testing.T) {
 		"x86 type":         {func(p *NetworkStackProps) { p.Fleet.InstanceTypes = []string{"t3.nano"} }, `"t3.nano" is not a Graviton`},
 		"one AZ":           {func(p *NetworkStackProps) { p.MaxAZs = 1 }, "MaxAZs 1"},
 		"key without URL":  {func(p *NetworkStackProps) { p.Fleet.TailnetLoginServer = "" }, "AuthKeySSMParameter needs TailnetLoginServer"},
+		"URL without key":  {func(p *NetworkStackProps) { p.Fleet.AuthKeySSMParameter = "" }, "TailnetLoginServer needs AuthKeySSMParameter"},
 		"small EIP pool":   {func(p *NetworkStackProps) { p.Fleet.EipPoolSize = 1 }, "EipPoolSize 1 is smaller than the fleet (2 AZs x 1 instances = 2)"},
 		"pool size alone":  {func(p *NetworkStackProps) { p.Fleet.EipPool = false; p.Fleet.EipPoolSize = 3 }, "EipPoolSize 3: want a positive size, with EipPool"},
 		"3 AZs, agnostic":  {func(p *NetworkStackProps) { p.MaxAZs = 3 }, "environment-agnostic stack spans 2 AZs"},
