@@ -12,7 +12,7 @@ export CHECKPOINT_DISABLE := 1
 DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
 	curl:curl ping:iputils-ping sysctl:procps ss:iproute2
 
-.PHONY: all build deps tools test test-unit test-cdk vet lab bench-dataplane bench-failover bench-tailnet bench-lifecycle clean
+.PHONY: all build deps tools test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap bench-dataplane bench-failover bench-tailnet bench-lifecycle clean
 
 all: build
 
@@ -74,8 +74,8 @@ test-cdk: deps
 	@set -euo pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; cd cdk; \
 	echo "cdk synth: every option"; \
 	$(CDK_ENV) npx cdk synth --quiet -o "$$out/full" -c cluster=full -c ami-ssm-parameter=/headnat/ami/arm64 \
-		-c eip-pool=true -c tailnet-login-server=https://headscale.example.com \
-		-c auth-key-ssm-parameter=/headnat/full/tailnet-auth-key; \
+		-c eip-pool=true -c headscale-url=https://headscale.example.com \
+		-c auth-key-ssm-parameter=/headnat/full/tailnet-auth-key -c alarm-email=ops@example.org; \
 	echo "cdk synth: minimal"; \
 	$(CDK_ENV) npx cdk synth --quiet -o "$$out/minimal" -c cluster=minimal -c ami-id=ami-0123456789abcdef0; \
 	$(CFN_GUARD) test -r guard/headnat.guard -t guard/headnat_tests.yaml >"$$out/guard-test.txt" || \
@@ -87,6 +87,31 @@ test-cdk: deps
 	done; \
 	test $$n -ge 2 || { echo "expected 2 synthesized templates, found $$n"; exit 1; }; \
 	echo "cfn-guard: $$n templates pass headnat.guard and $$(sed 's/#.*//' guard/control-tower.txt | grep -c .) Control Tower rules"
+
+# Deploying to AWS (README: "Deploy to AWS"). The settings are the CDK app's context keys in
+# $(DEPLOY_SETTINGS) (see cdk/deploy.example.json); AWS credentials come from the usual AWS
+# environment (AWS_PROFILE, ...). Needs Go, Node.js 20+ and npm; not root, not Debian.
+DEPLOY_SETTINGS ?= deploy.json
+CDK_RUN = cd cdk && $(CDK_ENV) HEADNAT_DEPLOY_SETTINGS=$(abspath $(DEPLOY_SETTINGS)) npx cdk
+cdk-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		{ echo "the CDK app needs Node.js 20 or newer and npm"; exit 1; }
+	@test -f $(DEPLOY_SETTINGS) || { echo "no $(DEPLOY_SETTINGS): copy cdk/deploy.example.json there and fill it in (README: Deploy to AWS)"; exit 1; }
+	@cd cdk && { test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-fund --no-audit --loglevel=error; }
+
+synth: cdk-deps
+	$(CDK_RUN) synth --quiet
+	@echo "templates in cdk/cdk.out/"
+
+diff: cdk-deps
+	$(CDK_RUN) diff --all
+
+# Once per account and region: the CDK's own S3 bucket and roles that deploy uses.
+bootstrap: cdk-deps
+	$(CDK_RUN) bootstrap
+
+deploy: cdk-deps
+	$(CDK_RUN) deploy --all --require-approval broadening
 
 lab: deps tools build
 	$(BIN)/headnat-lab demo

@@ -13,6 +13,9 @@ import (
 	"github.com/headnat/headnat/cdk/app"
 )
 
+// SettingsEnv names the settings file (make synth|diff|deploy set it to deploy.json).
+const SettingsEnv = "HEADNAT_DEPLOY_SETTINGS"
+
 func main() {
 	err := run()
 	jsii.Close()
@@ -24,7 +27,14 @@ func main() {
 
 func run() error {
 	a := awscdk.NewApp(nil)
-	cfg, err := app.FromContext(func(key string) any { return a.Node().TryGetContext(jsii.String(key)) })
+	get := func(key string) any { return a.Node().TryGetContext(jsii.String(key)) }
+	if path := os.Getenv(SettingsEnv); path != "" {
+		var err error
+		if get, err = app.WithFile(get, path); err != nil {
+			return err
+		}
+	}
+	cfg, err := app.FromContext(get)
 	if err != nil {
 		return err
 	}

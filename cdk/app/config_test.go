@@ -1,6 +1,7 @@
 package app
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -88,5 +89,37 @@ func TestFromContextErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: error %v, want one line with %q", tc.kv, err, tc.want)
 		}
+	}
+}
+
+// GIVEN a settings file WHEN read THEN its values are the context's defaults, -c wins, and
+// an unknown key or a bad value is one error.
+func TestWithFile(t *testing.T) {
+	write := func(s string) string {
+		p := t.TempDir() + "/deploy.json"
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	get, err := WithFile(ctx("cluster", "from-flag"), write(`{"cluster": "from-file", "ami-id": "ami-0123456789abcdef0", "azs": 2, "eip-pool": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromContext(get)
+	if err != nil || c.Cluster != "from-flag" || c.AmiID != "ami-0123456789abcdef0" || c.AZs != 2 || !c.EipPool {
+		t.Errorf("config %+v, err %v", c, err)
+	}
+	for content, want := range map[string]string{
+		`{"ami_id": "ami-0123456789abcdef0"}`: `unknown key "ami_id"`,
+		`{"azs": [2]}`:                        `"azs": want a string, number or boolean`,
+		`["cluster"]`:                         "want a JSON object",
+	} {
+		if _, err := WithFile(ctx(), write(content)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", content, err, want)
+		}
+	}
+	if _, err := WithFile(ctx(), t.TempDir()+"/missing.json"); err == nil {
+		t.Error("a missing settings file: no error")
 	}
 }
