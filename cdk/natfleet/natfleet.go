@@ -372,7 +372,7 @@ func tagRouteTables(scope constructs.Construct, p NatFleetProps) {
 	}
 	if tagged == 0 {
 		awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("headnat:untagged-route-tables"),
-			jsii.String("no private route table of f VPC could be tagged "+api.TagCluster+"="+p.Cluster+": tag the tables the NAT fleet serves yourself"), nil)
+			jsii.String("no private route table of the VPC could be tagged "+api.TagCluster+"="+p.Cluster+": tag the tables the NAT fleet serves yourself"), nil)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/config"
 	"github.com/headnat/headnat/cdk/internal/cdktest"
 )
@@ -133,4 +134,37 @@ func TestImportedVpcWarns(t *testing.T) {
 	cdktest.Assert(t, "warning", func() {
 		ann.HasWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("tag the tables the NAT fleet serves yourself")))
 	})
+}
+
+// GIVEN a user's own 3-AZ VPC in a stack with an environment WHEN the fleet is added THEN one
+// group per AZ, each private table tagged, and a pool of instances + 1 addresses.
+func TestThreeAZVpc(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Mine"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")},
+	})
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
+		AvailabilityZones: jsii.Strings("eu-west-1a", "eu-west-1b", "eu-west-1c"),
+		NatGateways:       jsii.Number(0),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("ingress"), SubnetType: awsec2.SubnetType_PUBLIC},
+			{Name: jsii.String("app"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+			{Name: jsii.String("db"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		},
+	})
+	fleet := NewNatFleet(stack, "Fleet", &NatFleetProps{Vpc: vpc, Cluster: "c3", AmiID: "ami-0123456789abcdef0", EipPool: true})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	if n := len(fleet.AutoScalingGroups()); n != 3 {
+		t.Errorf("%d groups, want 3", n)
+	}
+	tagged := 0
+	for _, rt := range cdktest.Resources(t, tmpl, "AWS::EC2::RouteTable") {
+		if cdktest.Tags(rt.Properties["Tags"])[api.TagCluster] == "c3" {
+			tagged++
+		}
+	}
+	if tagged != 6 {
+		t.Errorf("%d tables tagged, want the 6 private ones (app and db in 3 AZs)", tagged)
+	}
+	cdktest.Assert(t, "pool of 4", func() { tmpl.ResourceCountIs(jsii.String("AWS::EC2::EIP"), jsii.Number(4)) })
 }
