@@ -114,7 +114,7 @@ RequiresMountsFor=` + DataDir + `
 [Service]
 User=headscale
 Group=headscale
-` + pre + `ExecStart=` + Binary + ` serve -c ` + ConfigPath + `
+` + pre + `ExecStart=` + Binary + ` -c ` + ConfigPath + ` serve
 Restart=always
 RestartSec=2
 RuntimeDirectory=headscale

@@ -247,7 +247,8 @@ func TestServerDefaults(t *testing.T) {
 			"stun_listen_addr: 0.0.0.0:3478", "mode: file", "v6: fd7a:115c:a1e0::/48",
 			"probe_interval: 2s", "batch_change_delay: 100ms",
 			string(pol), `"group:admins": ["alice@","bob@example.com"]`, `"10.0.0.0/16": ["tag:nat"]`,
-			"systemctl restart headscale.service", "blkid",
+			"systemctl restart headscale.service", "blkid", "ExecStart=" + Binary + " -c " + ConfigPath + " serve",
+			"User=headscale", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
 		} {
 			if !strings.Contains(ud, want) {
 				t.Errorf("user data lacks %q", want)
