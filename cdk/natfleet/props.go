@@ -34,6 +34,9 @@ var clusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 var amiID = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
 var graviton = regexp.MustCompile(`^[a-z][0-9]+g[a-z]*\.[a-z0-9]+$`)
 
+// IsGraviton reports whether instanceType is a Graviton (arm64) type such as "t4g.micro".
+func IsGraviton(instanceType string) bool { return graviton.MatchString(instanceType) }
+
 // NatFleetProps configure NewNatFleet. Zero fields take the defaults above.
 type NatFleetProps struct {
 	// Vpc with public subnets (the instances) and private subnets (their route tables).
@@ -159,7 +162,7 @@ func (p *NatFleetProps) ValidateSettings() error {
 		return fmt.Errorf("natfleet: AuthKeySSMParameter %q: want a full path (/...)", d.AuthKeySSMParameter)
 	}
 	for _, t := range d.InstanceTypes {
-		if !graviton.MatchString(t) {
+		if !IsGraviton(t) {
 			return fmt.Errorf("natfleet: InstanceTypes: %q is not a Graviton (arm64) type", t)
 		}
 	}
