@@ -11,6 +11,10 @@ func Build(a awscdk.App, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	stacks.NewNetworkStack(a, NetworkStackName(cfg.Cluster), cfg.NetworkProps())
+	network := stacks.NewNetworkStack(a, NetworkStackName(cfg.Cluster), cfg.NetworkProps())
+	if hp := cfg.HeadscaleProps(); hp != nil {
+		hp.Vpc = network.Vpc()
+		stacks.NewHeadscaleStack(a, HeadscaleStackName(cfg.Cluster), hp)
+	}
 	return nil
 }

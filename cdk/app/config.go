@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/headnat/headnat/cdk/headscale"
 	"github.com/headnat/headnat/cdk/natfleet"
 	"github.com/headnat/headnat/cdk/stacks"
 )
@@ -33,6 +34,11 @@ const (
 	KeyHeadscaleDomain = "headscale-domain"
 	KeyAcmeEmail       = "headscale-acme-email"
 	KeyAdmins          = "headscale-admins"
+	KeyAcmeChallenge   = "headscale-acme-challenge"
+	KeyCertSSM         = "headscale-cert-ssm-parameter"
+	KeyKeySSM          = "headscale-key-ssm-parameter"
+	KeyZoneID          = "headscale-hosted-zone-id"
+	KeyZoneName        = "headscale-hosted-zone-name"
 	KeyAuthKeySSM      = "auth-key-ssm-parameter"
 	KeyAlarmEmail      = "alarm-email"
 	KeyAlarms          = "alarms"
@@ -58,6 +64,11 @@ type Config struct {
 	HeadscaleURL        string
 	HeadscaleDomain     string
 	AcmeEmail           string
+	AcmeChallenge       string
+	CertSSMParameter    string
+	KeySSMParameter     string
+	HostedZoneID        string
+	HostedZoneName      string
 	Admins              []string
 	AuthKeySSMParameter string
 	AlarmEmail          string
@@ -79,6 +90,8 @@ func FromContext(get func(key string) any) (Config, error) {
 		HeadscaleURL: str(KeyHeadscaleURL), HeadscaleDomain: str(KeyHeadscaleDomain),
 		AcmeEmail: str(KeyAcmeEmail), AuthKeySSMParameter: str(KeyAuthKeySSM),
 		AlarmEmail: str(KeyAlarmEmail), Alarms: true,
+		AcmeChallenge: str(KeyAcmeChallenge), CertSSMParameter: str(KeyCertSSM), KeySSMParameter: str(KeyKeySSM),
+		HostedZoneID: str(KeyZoneID), HostedZoneName: str(KeyZoneName),
 		InstanceTypes: list(str(KeyInstanceTypes)), Admins: list(str(KeyAdmins)),
 	}
 	if c.Cluster == "" {
@@ -142,6 +155,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("context: set %s or %s, not both", KeyAmiID, KeyAmiSSM)
 	case c.HeadscaleURL != "" && c.HeadscaleDomain != "":
 		return fmt.Errorf("context: set %s (an existing server) or %s (deploy one), not both", KeyHeadscaleURL, KeyHeadscaleDomain)
+	case c.HeadscaleDomain == "" && (c.AcmeEmail != "" || c.AcmeChallenge != "" || c.CertSSMParameter != "" ||
+		c.KeySSMParameter != "" || c.HostedZoneID != "" || c.HostedZoneName != "" || len(c.Admins) > 0):
+		return fmt.Errorf("context: the headscale-* settings are for a headscale server deployed here: set %s too", KeyHeadscaleDomain)
 	case c.HeadscaleURL != "" && c.AuthKeySSMParameter == "":
 		return fmt.Errorf("context %s needs %s (the SSM parameter holding the NATs' pre-auth key)", KeyHeadscaleURL, KeyAuthKeySSM)
 	case c.AuthKeySSMParameter != "" && c.HeadscaleURL == "" && c.HeadscaleDomain == "":
@@ -204,16 +220,55 @@ func (c Config) env() *awscdk.Environment {
 	return &awscdk.Environment{Account: jsii.String(c.Account), Region: jsii.String(c.Region)}
 }
 
+// HeadscaleProps are the headscale stack's props for c without its Vpc (nil without
+// HeadscaleDomain).
+func (c Config) HeadscaleProps() *stacks.HeadscaleStackProps {
+	if c.HeadscaleDomain == "" {
+		return nil
+	}
+	cidr := c.VpcCIDR
+	if cidr == "" {
+		cidr = stacks.DefaultVpcCIDR
+	}
+	return &stacks.HeadscaleStackProps{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String("headnat: the tailnet's headscale server"),
+			Env:         c.env(),
+		},
+		Server: headscale.HeadscaleServerProps{
+			Name:             "headscale-" + c.Cluster,
+			Domain:           c.HeadscaleDomain,
+			HostedZoneID:     c.HostedZoneID,
+			HostedZoneName:   c.HostedZoneName,
+			AcmeEmail:        c.AcmeEmail,
+			AcmeChallenge:    c.AcmeChallenge,
+			CertSSMParameter: c.CertSSMParameter,
+			KeySSMParameter:  c.KeySSMParameter,
+			AmiID:            c.AmiID,
+			AmiSSMParameter:  c.AmiSSMParameter,
+			Admins:           c.Admins,
+			VpcCIDRs:         []string{cidr},
+		},
+	}
+}
+
 // Validate checks c and the props it makes, without building anything.
 func (c Config) Validate() error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	return c.NetworkProps().Validate()
+	if err := c.NetworkProps().Validate(); err != nil {
+		return err
+	}
+	if hp := c.HeadscaleProps(); hp != nil {
+		return hp.Server.ValidateSettings()
+	}
+	return nil
 }
 
-// NetworkStackName is the network stack's name for a cluster.
-func NetworkStackName(cluster string) string { return "HeadnatNetwork-" + cluster }
+// NetworkStackName and HeadscaleStackName are the stacks' names for a cluster.
+func NetworkStackName(cluster string) string   { return "HeadnatNetwork-" + cluster }
+func HeadscaleStackName(cluster string) string { return "HeadnatHeadscale-" + cluster }
 
 func list(s string) []string {
 	var out []string

@@ -13,7 +13,8 @@ import (
 func Keys() []string {
 	return []string{KeyAccount, KeyRegion, KeyCluster, KeyAmiID, KeyAmiSSM, KeyVpcCIDR, KeyAZs,
 		KeyInstancesPerAZ, KeyInstanceTypes, KeyOnDemandBase, KeyEipPool, KeyEipPoolSize,
-		KeyHeadscaleURL, KeyHeadscaleDomain, KeyAcmeEmail, KeyAdmins, KeyAuthKeySSM,
+		KeyHeadscaleURL, KeyHeadscaleDomain, KeyAcmeEmail, KeyAdmins, KeyAcmeChallenge, KeyCertSSM,
+		KeyKeySSM, KeyZoneID, KeyZoneName, KeyAuthKeySSM,
 		KeyAlarmEmail, KeyAlarms}
 }
 
