@@ -250,7 +250,7 @@ func (s *Sim) putMetricData(body []byte) *apiError {
 			if ts.Before(now.Add(-maxCWPastAge)) || ts.After(now.Add(maxCWFuture)) {
 				return cwInvalid("The parameter %s.Timestamp must specify a time no more than two weeks in the past and no more than two hours in the future.", p)
 			}
-			md.Time = ts.UTC()
+			md.Time = ts.Round(time.Millisecond).UTC() // sent as float seconds, kept to the millisecond
 		}
 		out = append(out, md)
 	}
