@@ -83,6 +83,9 @@ type Deps struct {
 
 	// EIPPool is the cluster's Elastic IP pool; required with eip.pool.
 	EIPPool eip.Pool
+
+	// CloudWatch publishes the agent's CloudWatch metrics; required with cloudwatch.namespace.
+	CloudWatch MetricPublisher
 }
 
 // Options are the run modes.
@@ -120,6 +123,7 @@ type Agent struct {
 	tnSync sync.Mutex
 
 	eip      eipState
+	cw       *cwState // nil: no CloudWatch metrics
 	life     *life
 	lifeStep sync.Mutex // serialises lifecycle steps
 
@@ -219,6 +223,12 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 			return nil, fmt.Errorf("agent: eip.pool needs Deps.EIPPool")
 		}
 		a.eip.pool = d.EIPPool
+	}
+	if cfg.CloudWatch.Namespace != "" {
+		if d.CloudWatch == nil {
+			return nil, fmt.Errorf("agent: cloudwatch.namespace needs Deps.CloudWatch")
+		}
+		a.cw = &cwState{pub: d.CloudWatch}
 	}
 	return a, nil
 }

@@ -91,6 +91,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.eip.pool != nil && !a.cfg.DryRun {
 		wg.Go(func() { a.every(loopCtx, 5*a.cfg.Refresh, false, a.retryEIP) })
 	}
+	if a.cw != nil {
+		// First after one interval, once the peers have been probed.
+		wg.Go(func() { a.every(loopCtx, a.cfg.CloudWatch.Interval, false, a.publishMetrics) })
+	}
 	tick := a.clock.NewTicker(a.cfg.Probe.Interval)
 	defer tick.Stop()
 	var runErr error

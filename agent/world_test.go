@@ -141,7 +141,7 @@ func (w *world) buildWith(name string, mod func(*config.Config), o Options, tail
 		mod(&cfg)
 	}
 	cl, err := cloud.New(context.Background(), cloud.Options{
-		Region: "us-east-1", EC2Endpoint: w.srv.URL, ASGEndpoint: w.srv.URL, IMDSEndpoint: "http://127.0.0.1:9",
+		Region: "us-east-1", EC2Endpoint: w.srv.URL, ASGEndpoint: w.srv.URL, CloudWatchEndpoint: w.srv.URL, IMDSEndpoint: "http://127.0.0.1:9",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test", ""), MaxBackoff: 10 * time.Millisecond,
 		ConfirmInterval: time.Millisecond,
 		// Long enough that a gated answer is not retried: the gate decides when it arrives.
@@ -165,6 +165,7 @@ func (w *world) buildWith(name string, mod func(*config.Config), o Options, tail
 		Metrics: server.NewMetrics(server.MetricsOptions{Now: w.clock.Now}),
 		Log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Peers:   ao.peers, Egress: []health.Probe{ao.egress},
+		CloudWatch: cl,
 	}
 	if tailnet {
 		ao.tailnet, ao.tailnetIPs = &health.FakePath{}, &fakeTailnetIPs{m: map[string]netip.Addr{}}

@@ -106,6 +106,7 @@ func (a *Agent) doWrite(ctx context.Context, w failover.Write, decided time.Time
 			if w.Kind == failover.KindTakeover {
 				a.metrics.Failover()
 			}
+			a.countFailover(w)
 			a.mu.Lock()
 			a.view.Wrote(w.TableID, done)
 			a.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
@@ -70,6 +71,10 @@ func (c *Client) asgOpt() func(*autoscaling.Options) {
 
 func (c *Client) ssmOpt() func(*ssm.Options) {
 	return func(o *ssm.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(nil)) }
+}
+
+func (c *Client) cwOpt() func(*cloudwatch.Options) {
+	return func(o *cloudwatch.Options) { o.APIOptions = append(o.APIOptions, c.attemptMiddleware(nil)) }
 }
 
 func (c *Client) imdsOpt() func(*imds.Options) {

@@ -1,7 +1,7 @@
 // Package cloud is the agent's view of AWS: its own identity from IMDSv2, the cluster's
 // instances and managed route tables from EC2, the writes that point routes at this
-// instance, the cluster's pool of Elastic IPs, the Auto Scaling lifecycle calls, and secrets
-// from SSM Parameter Store.
+// instance, the cluster's pool of Elastic IPs, the Auto Scaling lifecycle calls, secrets
+// from SSM Parameter Store, and the agent's CloudWatch metrics.
 //
 // Every call has its own timeout, is logged with its reason, is retried on throttling and
 // 5xx with a short jittered backoff, and reports each failed attempt to an Observer.
@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
@@ -57,6 +58,11 @@ type SSMAPI interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 }
 
+// CloudWatchAPI is the part of *cloudwatch.Client the agent uses.
+type CloudWatchAPI interface {
+	PutMetricData(ctx context.Context, in *cloudwatch.PutMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error)
+}
+
 // IMDSAPI is the part of *imds.Client the agent uses.
 type IMDSAPI interface {
 	GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
@@ -68,6 +74,8 @@ var (
 	_ ASGAPI  = (*autoscaling.Client)(nil)
 	_ IMDSAPI = (*imds.Client)(nil)
 	_ SSMAPI  = (*ssm.Client)(nil)
+
+	_ CloudWatchAPI = (*cloudwatch.Client)(nil)
 )
 
 // Observer is told about every failed API attempt (retried or not), by SDK operation name
@@ -107,17 +115,19 @@ const (
 
 // Options configure New. Empty endpoints mean the AWS defaults; the lab sets them.
 type Options struct {
-	Region       string // "" = read from IMDS
-	EC2Endpoint  string
-	ASGEndpoint  string
-	SSMEndpoint  string
-	IMDSEndpoint string
-	Credentials  aws.CredentialsProvider // nil = the SDK's default chain
-	Logger       *slog.Logger
-	Timeouts     Timeouts
-	MaxAttempts  int           // per call, first attempt included (default 6)
-	MaxBackoff   time.Duration // cap of one retry delay (default 200ms)
-	Observer     Observer
+	Region      string // "" = read from IMDS
+	EC2Endpoint string
+	ASGEndpoint string
+	SSMEndpoint string
+	// CloudWatchEndpoint serves PutMetricData (the lab's simulator speaks it too).
+	CloudWatchEndpoint string
+	IMDSEndpoint       string
+	Credentials        aws.CredentialsProvider // nil = the SDK's default chain
+	Logger             *slog.Logger
+	Timeouts           Timeouts
+	MaxAttempts        int           // per call, first attempt included (default 6)
+	MaxBackoff         time.Duration // cap of one retry delay (default 200ms)
+	Observer           Observer
 	// How often and how far apart SourceDestCheckOff re-reads the ENI before giving up.
 	ConfirmAttempts int
 	ConfirmInterval time.Duration
@@ -168,6 +178,7 @@ type Client struct {
 	asg  ASGAPI
 	imds IMDSAPI
 	ssm  SSMAPI
+	cw   CloudWatchAPI
 	o    Options
 	log  *slog.Logger
 
@@ -275,8 +286,15 @@ func New(ctx context.Context, o Options) (*Client, error) {
 			so.BaseEndpoint = aws.String(o.SSMEndpoint)
 		}
 	})
+	cwc := cloudwatch.NewFromConfig(cfg, func(co *cloudwatch.Options) {
+		if o.CloudWatchEndpoint != "" {
+			co.BaseEndpoint = aws.String(o.CloudWatchEndpoint)
+		}
+	})
 	o.Region = region
-	return NewWithClients(ec2c, asgc, md, ssmc, o), nil
+	c := NewWithClients(ec2c, asgc, md, ssmc, o)
+	c.cw = cwc
+	return c, nil
 }
 
 // NewWithClients wraps clients the caller built (any of them may be nil if unused).

@@ -73,7 +73,7 @@ func (w *world) client(t *testing.T, obs Observer) (*Client, *logBuffer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := New(ctx, Options{
-		Region: testRegion, EC2Endpoint: w.url, ASGEndpoint: w.url, SSMEndpoint: w.url,
+		Region: testRegion, EC2Endpoint: w.url, ASGEndpoint: w.url, SSMEndpoint: w.url, CloudWatchEndpoint: w.url,
 		Credentials: testCreds, Logger: log, Observer: obs,
 		ConfirmInterval: 10 * time.Millisecond, LaunchConsistencyWait: 100 * time.Millisecond,
 	})

@@ -16,6 +16,7 @@ func TestIAMActionsMatchClientInterfaces(t *testing.T) {
 		"ec2":         reflect.TypeFor[EC2API](),
 		"autoscaling": reflect.TypeFor[ASGAPI](),
 		"ssm":         reflect.TypeFor[SSMAPI](),
+		"cloudwatch":  reflect.TypeFor[CloudWatchAPI](),
 	} {
 		for m := range typ.Methods() {
 			declared = append(declared, prefix+":"+m.Name)
@@ -56,12 +57,20 @@ func TestIAMActionsForFeatures(t *testing.T) {
 		return out
 	}
 	base := names(iam.For())
-	for _, opt := range []string{"ec2:AssociateAddress", "ec2:DescribeAddresses", "ssm:GetParameter"} {
+	for _, opt := range []string{"ec2:AssociateAddress", "ec2:DescribeAddresses", "ssm:GetParameter", "cloudwatch:PutMetricData"} {
 		if slices.Contains(base, opt) {
 			t.Errorf("%s granted without its feature", opt)
 		}
 	}
-	if all := iam.For(iam.FeatureEIPPool, iam.FeatureAuthKey); len(all) != len(iam.Actions()) {
+	if cw := names(iam.For(iam.FeatureCloudWatch)); !slices.Contains(cw, "cloudwatch:PutMetricData") || len(cw) != len(base)+1 {
+		t.Errorf("with %s: %v, want the base actions and cloudwatch:PutMetricData", iam.FeatureCloudWatch, cw)
+	}
+	for _, a := range iam.Actions() {
+		if a.Name == "cloudwatch:PutMetricData" && a.Scope != iam.ScopeMetricNamespace {
+			t.Errorf("cloudwatch:PutMetricData scoped %q, want %q (one namespace only)", a.Scope, iam.ScopeMetricNamespace)
+		}
+	}
+	if all := iam.For(iam.FeatureEIPPool, iam.FeatureAuthKey, iam.FeatureCloudWatch); len(all) != len(iam.Actions()) {
 		t.Errorf("with every feature: %d actions, want all %d", len(all), len(iam.Actions()))
 	}
 }

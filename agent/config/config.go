@@ -49,6 +49,7 @@ type Config struct {
 	Tailnet          Tailnet       `yaml:"tailnet"`
 	Lifecycle        Lifecycle     `yaml:"lifecycle"`
 	EIP              EIP           `yaml:"eip"`
+	CloudWatch       CloudWatch    `yaml:"cloudwatch"`
 	// ControlSocket is the root-only unix socket `headnat drain` and `headnat undrain` use.
 	ControlSocket string `yaml:"control_socket"`
 	AWS           AWS    `yaml:"aws"`
@@ -193,12 +194,24 @@ type EIP struct {
 	Pool bool `yaml:"pool"`
 }
 
+// CloudWatch is the optional publishing of the agent's two CloudWatch metrics (see
+// agent/api): with a Namespace, one PutMetricData call every Interval.
+type CloudWatch struct {
+	Namespace string        `yaml:"namespace"` // "" publishes nothing
+	Interval  time.Duration `yaml:"interval"`
+}
+
+// MinCloudWatchInterval is the shortest cloudwatch.interval: a custom metric at the standard
+// resolution has one data point a minute; faster only costs requests.
+const MinCloudWatchInterval = 10 * time.Second
+
 // AWS endpoints are empty on AWS; the lab points them at its simulator.
 type AWS struct {
 	Region              string `yaml:"region"`
 	EC2Endpoint         string `yaml:"ec2_endpoint"`
 	AutoScalingEndpoint string `yaml:"autoscaling_endpoint"`
 	SSMEndpoint         string `yaml:"ssm_endpoint"`
+	CloudWatchEndpoint  string `yaml:"cloudwatch_endpoint"`
 	IMDSEndpoint        string `yaml:"imds_endpoint"`
 }
 
@@ -219,6 +232,7 @@ func Default() Config {
 		StatePath:     "/run/headnat/dataplane.json",
 		ControlSocket: "/run/headnat/control.sock",
 		Lifecycle:     Lifecycle{PollInterval: time.Second, GroupPollInterval: 10 * time.Second, DrainOnRebalance: true},
+		CloudWatch:    CloudWatch{Interval: api.MetricPeriodSeconds * time.Second},
 		Tailnet: Tailnet{
 			Socket:    "/var/run/tailscale/tailscaled.sock",
 			Interface: "tailscale0",
@@ -393,11 +407,14 @@ func Keys() []Key {
 		dur("lifecycle.group_poll_interval", "how often the Auto Scaling group is asked for this instance's lifecycle state", func(c *Config) *time.Duration { return &c.Lifecycle.GroupPollInterval }),
 		boolean("lifecycle.drain_on_rebalance", "drain on an EC2 rebalance recommendation", func(c *Config) *bool { return &c.Lifecycle.DrainOnRebalance }),
 		boolean("eip.pool", "take a free Elastic IP tagged headnat:cluster=<cluster> at launch, release it after a drain", func(c *Config) *bool { return &c.EIP.Pool }),
+		str("cloudwatch.namespace", "CloudWatch namespace to publish the agent's metrics to, e.g. "+api.DefaultMetricNamespace+" (empty: publish nothing)", func(c *Config) *string { return &c.CloudWatch.Namespace }),
+		dur("cloudwatch.interval", "how often the CloudWatch metrics are published, in one request (at least 10s)", func(c *Config) *time.Duration { return &c.CloudWatch.Interval }),
 		str("control_socket", "root-only unix socket for `headnat drain` and `headnat undrain`", func(c *Config) *string { return &c.ControlSocket }),
 		str("aws.region", "AWS region (default: from IMDS)", func(c *Config) *string { return &c.AWS.Region }),
 		str("aws.ec2_endpoint", "EC2 endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.EC2Endpoint }),
 		str("aws.autoscaling_endpoint", "Auto Scaling endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.AutoScalingEndpoint }),
 		str("aws.ssm_endpoint", "SSM endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.SSMEndpoint }),
+		str("aws.cloudwatch_endpoint", "CloudWatch endpoint URL (default: AWS)", func(c *Config) *string { return &c.AWS.CloudWatchEndpoint }),
 		str("aws.imds_endpoint", "IMDS endpoint URL (default: 169.254.169.254)", func(c *Config) *string { return &c.AWS.IMDSEndpoint }),
 		str("state_path", "where the data plane records the sysctls it replaced", func(c *Config) *string { return &c.StatePath }),
 		boolean("dry_run", "log route writes instead of doing them; change nothing on the host", func(c *Config) *bool { return &c.DryRun }),
@@ -599,6 +616,32 @@ func (c *Config) Validate() error {
 	}
 	if c.ControlSocket == "" || !strings.HasPrefix(c.ControlSocket, "/") {
 		bad("control_socket: %q is not an absolute path", c.ControlSocket)
+	}
+	errs = append(errs, c.CloudWatch.validate())
+	return errors.Join(errs...)
+}
+
+// validate checks the namespace as CloudWatch would (1-255 ASCII characters, no control
+// characters, not starting with ":" or the reserved "AWS/") and the interval.
+func (cw CloudWatch) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if cw.Interval < MinCloudWatchInterval {
+		bad("cloudwatch.interval: %s is shorter than %s", cw.Interval, MinCloudWatchInterval)
+	}
+	ns := cw.Namespace
+	if ns == "" {
+		return errors.Join(errs...)
+	}
+	switch {
+	case len(ns) > 255:
+		bad("cloudwatch.namespace: %d characters, at most 255", len(ns))
+	case strings.HasPrefix(ns, "AWS/"):
+		bad("cloudwatch.namespace: %q: namespaces starting with AWS/ are reserved for AWS", ns)
+	case strings.HasPrefix(ns, ":"):
+		bad("cloudwatch.namespace: %q must not start with \":\"", ns)
+	case strings.ContainsFunc(ns, func(r rune) bool { return r < 0x20 || r > 0x7e }):
+		bad("cloudwatch.namespace: %q: only printable ASCII characters", ns)
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/health"
 )
 
@@ -74,6 +75,13 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"tailnet tag", "tailnet: {login_server: 'http://203.0.113.5', auth_key_file: /k, tags: [nat]}\n", nil, `"nat" is not a tag`},
 		{"tailnet cidr", "", []string{"HEADNAT_TAILNET_LOGIN_SERVER=http://203.0.113.5", "HEADNAT_TAILNET_AUTH_KEY_FILE=/k", "HEADNAT_TAILNET_CIDR=100.64.0.1/10"}, "host bits"},
 		{"tailnet route", "tailnet: {extra_routes: [198.19.0.1/16]}\n", nil, "host bits"},
+		{"cloudwatch reserved namespace", "cloudwatch: {namespace: AWS/NATGateway}\n", nil, "cloudwatch.namespace: \"AWS/NATGateway\": namespaces starting with AWS/ are reserved"},
+		{"cloudwatch namespace colon", "", []string{"HEADNAT_CLOUDWATCH_NAMESPACE=:x"}, "must not start with"},
+		{"cloudwatch namespace control", "cloudwatch: {namespace: \"a\\tb\"}\n", nil, "only printable ASCII"},
+		{"cloudwatch namespace non-ascii", "cloudwatch: {namespace: \"héadnat\"}\n", nil, "only printable ASCII"},
+		{"cloudwatch namespace too long", "cloudwatch: {namespace: " + strings.Repeat("n", 256) + "}\n", nil, "256 characters, at most 255"},
+		{"cloudwatch interval", "cloudwatch: {namespace: headnat, interval: 5s}\n", nil, "cloudwatch.interval: 5s is shorter than 10s"},
+		{"cloudwatch interval zero", "", []string{"HEADNAT_CLOUDWATCH_INTERVAL=0s"}, "cloudwatch.interval: 0s is shorter"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +104,20 @@ func TestDefaultIsValid(t *testing.T) {
 	cfg := Default()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if cfg.CloudWatch.Namespace != "" || cfg.CloudWatch.Interval != api.MetricPeriodSeconds*time.Second {
+		t.Errorf("cloudwatch defaults %+v: want off, every %ds", cfg.CloudWatch, api.MetricPeriodSeconds)
+	}
+}
+
+// GIVEN namespaces CloudWatch accepts WHEN validated THEN they pass, at the edges too.
+func TestCloudWatchGoodValues(t *testing.T) {
+	for _, ns := range []string{api.DefaultMetricNamespace, "headnat/prod", "my team's NAT #1: a.b-c_d", strings.Repeat("n", 255)} {
+		cfg := Default()
+		cfg.CloudWatch = CloudWatch{Namespace: ns, Interval: MinCloudWatchInterval}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("namespace %q: %v", ns, err)
+		}
 	}
 }
 

@@ -112,6 +112,8 @@ type Write struct {
 	TargetENI string // always my own ENI
 	Kind      Kind
 	Reason    string
+	// Handover: a takeover from a draining target, a planned hand-over rather than a failure.
+	Handover bool
 }
 
 // Owner is the preferred owner of a table and why.
@@ -176,6 +178,7 @@ func decideTable(o Observation, self Instance, t Table, target Instance, known b
 		if t.Missing {
 			w.Action, w.Kind = ActionCreate, KindClaim
 		}
+		w.Handover = known && target.Draining && !t.Blackhole && !t.Missing
 		w.Reason = why + "; " + ownerWhy
 		return w, false, true
 	}

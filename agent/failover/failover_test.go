@@ -619,3 +619,36 @@ func TestDecideRejectsInvalidObservations(t *testing.T) {
 		t.Fatalf("valid observation rejected: %v", err)
 	}
 }
+
+// GIVEN a table whose target is gone in various ways WHEN its owner takes it THEN only the
+// takeover from a draining target is a hand-over; failures, blackholes and claims are not.
+func TestWriteHandover(t *testing.T) {
+	a, b := node("i-a", "az1"), node("i-b", "az2")
+	for _, tc := range []struct {
+		name   string
+		target Instance
+		table  Table
+		want   bool
+	}{
+		{"draining target", draining(a), table("rtb-a", "az1", "eni-a"), true},
+		{"draining and dead target", draining(dead(a)), table("rtb-a", "az1", "eni-a"), true},
+		{"dead target", dead(a), table("rtb-a", "az1", "eni-a"), false},
+		{"blackhole to a draining target", draining(a), blackhole(table("rtb-a", "az1", "eni-a")), false},
+		{"unknown ENI", dead(a), table("rtb-a", "az1", "eni-gone"), false},
+		{"no route", dead(a), missing(table("rtb-a", "az1", "")), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Decide(Observation{Self: b.ID, Now: t0, FailbackAfter: failbackAfter,
+				Instances: []Instance{tc.target, b}, Tables: []Table{tc.table}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Writes) != 1 {
+				t.Fatalf("writes %+v, want one", d.Writes)
+			}
+			if w := d.Writes[0]; w.Handover != tc.want {
+				t.Errorf("Handover = %v, want %v (%s: %s)", w.Handover, tc.want, w.Kind, w.Reason)
+			}
+		})
+	}
+}

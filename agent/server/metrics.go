@@ -47,6 +47,7 @@ type Metrics struct {
 	stage           *prometheus.GaugeVec
 	drains          *prometheus.CounterVec
 	drainBlocked    prometheus.Gauge
+	cwErrors        prometheus.Counter
 	lastMove        atomic.Int64 // unix nanoseconds; 0: never
 	lastRound       atomic.Int64 // unix nanoseconds of the latest peer probe round; 0: none yet
 }
@@ -126,6 +127,10 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		Name: "headnat_drain_blocked",
 		Help: "1 while a drain cannot hand the route tables over because no peer is healthy.",
 	})
+	m.cwErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "headnat_cloudwatch_publish_errors_total",
+		Help: "CloudWatch publishes (one PutMetricData each) that failed; the next one carries their failovers.",
+	})
 	sinceMove := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "headnat_seconds_since_last_route_move",
 		Help: "Seconds since this agent last moved a route; -1 if it never did.",
@@ -143,7 +148,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	m.reg.MustRegister(m.probeUp, m.probeFailures, m.routeWrites, m.failovers, m.apiErrors,
 		m.findings, m.healthy, m.probeRounds, m.probeGaps, sinceMove, build,
 		m.tailnetUp, m.tailnetDegraded, m.tailnetApproved, m.tailnetPrimary, m.tailnetBackend,
-		m.stage, m.drains, m.drainBlocked,
+		m.stage, m.drains, m.drainBlocked, m.cwErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -291,4 +296,12 @@ func (m *Metrics) DrainStarted(reason string) {
 		return
 	}
 	m.drains.WithLabelValues(reason).Inc()
+}
+
+// CloudWatchPublishError counts one failed CloudWatch publish.
+func (m *Metrics) CloudWatchPublishError() {
+	if m == nil {
+		return
+	}
+	m.cwErrors.Inc()
 }

@@ -209,6 +209,7 @@ func TestMetrics(t *testing.T) {
 	for _, l := range []string{
 		"headnat_seconds_since_last_route_move -1",
 		"headnat_failovers_total 0",
+		"headnat_cloudwatch_publish_errors_total 0",
 		"headnat_healthy 0",
 		`headnat_build_info{goversion="go1.26.8",revision="abc123",version="v1.2.3"} 1`,
 	} {
@@ -234,6 +235,7 @@ func TestMetrics(t *testing.T) {
 	m.APIError("ReplaceRoute", "RequestLimitExceeded")
 	m.Findings(2)
 	m.SetHealthy(true)
+	m.CloudWatchPublishError()
 
 	text = metrics()
 	for _, l := range []string{
@@ -245,6 +247,7 @@ func TestMetrics(t *testing.T) {
 		`headnat_route_writes_total{kind="take-over",result="ok"} 2`,
 		`headnat_route_writes_total{kind="fail-back",result="error"} 1`,
 		"headnat_failovers_total 1",
+		"headnat_cloudwatch_publish_errors_total 1",
 		"headnat_seconds_since_last_route_move 5",
 		`headnat_api_errors_total{code="RequestLimitExceeded",operation="ReplaceRoute"} 1`,
 		"headnat_dataplane_findings 2",

@@ -72,6 +72,8 @@ func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.
 		IMDSEndpoint: cfg.AWS.IMDSEndpoint,
 		Logger:       log,
 		Observer:     cloud.ObserverFunc(metrics.APIError),
+
+		CloudWatchEndpoint: cfg.AWS.CloudWatchEndpoint,
 	})
 	if err != nil {
 		return fmt.Errorf("aws client: %w", err)
@@ -80,7 +82,7 @@ func runAgent(ctx context.Context, cfg config.Config, log *slog.Logger, o agent.
 	if err != nil {
 		return err
 	}
-	deps := agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log, Lifecycle: cl, EIPPool: cl}
+	deps := agent.Deps{Cloud: cl, Dataplane: dp, Metrics: metrics, Log: log, Lifecycle: cl, EIPPool: cl, CloudWatch: cl}
 	if cfg.Tailnet.Enabled() {
 		deps.Tailnet = tailnet.New(tailnet.NewLocalClient(cfg.Tailnet.Socket), log)
 		deps.TailnetAuthKey = authKeySource(cfg.Tailnet, cl)

@@ -447,6 +447,7 @@ func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
 		"HEADNAT_AWS_EC2_ENDPOINT=" + APIURL(),
 		"HEADNAT_AWS_AUTOSCALING_ENDPOINT=" + APIURL(),
 		"HEADNAT_AWS_SSM_ENDPOINT=" + APIURL(),
+		"HEADNAT_AWS_CLOUDWATCH_ENDPOINT=" + APIURL(),
 		"HEADNAT_AWS_IMDS_ENDPOINT=http://" + IMDSAddr,
 		"HEADNAT_AWS_REGION=" + Region,
 		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),

@@ -29,6 +29,7 @@ const (
 type apiError struct {
 	Status        int
 	Code, Message string
+	Shape         string // the error's shape name where the protocol sends it (CloudWatch); "" is Code
 }
 
 func errf(status int, code, format string, a ...any) *apiError {
@@ -134,8 +135,8 @@ func serviceOf(action, version string) string {
 	return serviceEC2
 }
 
-// Handler serves the EC2 and AutoScaling Query APIs and SSM's GetParameter (told apart by
-// its X-Amz-Target header) on any path.
+// Handler serves the EC2 and AutoScaling Query APIs, SSM's GetParameter (told apart by its
+// X-Amz-Target header) on any path, and CloudWatch's PutMetricData on its RPC v2 path.
 func (s *Sim) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
 }
@@ -144,6 +145,10 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := s.requestID()
 	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), ssmTarget) {
 		s.serveSSM(w, r, reqID)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/service/") || r.Header.Get("Smithy-Protocol") != "" {
+		s.serveCloudWatch(w, r, reqID)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
@@ -319,12 +324,16 @@ func (s *Sim) fault(ctx context.Context, service, action string) *apiError {
 			return errf(400, "Throttling", "Rate exceeded")
 		case serviceSSM:
 			return errf(400, "ThrottlingException", "Rate exceeded")
+		case serviceCW:
+			return cwError(400, "ThrottlingException", "Throttling", "Rate exceeded")
 		}
 		return errf(503, "RequestLimitExceeded", "Request limit exceeded.")
 	case dice < f.ThrottleRate+f.ServerErrorRate:
 		switch {
 		case service == serviceSSM:
 			return errf(500, "InternalServerError", "An internal error has occurred.")
+		case service == serviceCW:
+			return cwError(500, "InternalServiceFault", "InternalServiceError", "An internal error has occurred.")
 		case service == serviceASG && pick == 0:
 			return errf(500, "InternalFailure", "An internal error has occurred.")
 		case service == serviceASG:

@@ -1,5 +1,6 @@
 // Package vpcsim is a stateful, wire-compatible fake of the EC2 and AutoScaling Query APIs,
-// and of SSM Parameter Store's GetParameter (seeded with PutParameter).
+// of SSM Parameter Store's GetParameter (seeded with PutParameter), and of CloudWatch's
+// PutMetricData (read back with MetricData).
 //
 // A Sim holds a small VPC (subnets, route tables and associations, instances with their
 // primary ENI, source/dest check, Elastic IPs, tags, Auto Scaling groups with lifecycle hooks)
@@ -93,6 +94,7 @@ type Sim struct {
 	calls    []Call
 	requests map[string]int
 	params   map[string]*ssmParam // SSM Parameter Store, by name
+	metrics  []MetricDatum        // CloudWatch data points accepted, in order
 
 	faultMu sync.Mutex
 	faults  Faults

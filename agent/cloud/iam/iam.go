@@ -21,6 +21,9 @@ const (
 	ScopeOwnGroups Scope = "own-groups"
 	// ScopeAuthKey: the SSM parameter holding the tailnet pre-auth key.
 	ScopeAuthKey Scope = "auth-key"
+	// ScopeMetricNamespace: CloudWatch metrics (IAM has no resource for them: Resource "*")
+	// allowed only with the condition cloudwatch:namespace = the configured namespace.
+	ScopeMetricNamespace Scope = "metric-namespace"
 )
 
 // Features that need extra actions, named by the agent's configuration key.
@@ -28,6 +31,8 @@ const (
 	FeatureAlways  = ""
 	FeatureEIPPool = "eip.pool"
 	FeatureAuthKey = "tailnet.auth_key_ssm_parameter"
+	// FeatureCloudWatch: the agent publishes its metrics to CloudWatch.
+	FeatureCloudWatch = "cloudwatch.namespace"
 )
 
 // Action is one IAM action ("service:Operation") the agent calls.
@@ -56,6 +61,7 @@ func Actions() []Action {
 		{"autoscaling:CompleteLifecycleAction", ScopeOwnGroups, FeatureAlways},
 		{"autoscaling:RecordLifecycleActionHeartbeat", ScopeOwnGroups, FeatureAlways},
 		{"ssm:GetParameter", ScopeAuthKey, FeatureAuthKey},
+		{"cloudwatch:PutMetricData", ScopeMetricNamespace, FeatureCloudWatch},
 	}
 }
 
