@@ -177,6 +177,9 @@ func statements(stack awscdk.Stack, p NatFleetProps, groups int) *[]awsiam.Polic
 	if p.AuthKeySSMParameter != "" {
 		features = append(features, iam.FeatureAuthKey)
 	}
+	if !p.NoAlarms {
+		features = append(features, iam.FeatureCloudWatch)
+	}
 	byScope := map[iam.Scope][]*string{}
 	var order []iam.Scope
 	for _, a := range iam.For(features...) {
@@ -218,6 +221,10 @@ func statements(stack awscdk.Stack, p NatFleetProps, groups int) *[]awsiam.Polic
 			st.Resources = &rs
 		case iam.ScopeAuthKey:
 			st.Resources = &[]*string{arn("ssm", "parameter/"+strings.TrimPrefix(p.AuthKeySSMParameter, "/"))}
+		case iam.ScopeMetricNamespace:
+			// Metrics have no ARN: the namespace condition is the scope.
+			st.Resources = jsii.Strings("*")
+			st.Conditions = &map[string]any{"StringEquals": map[string]any{"cloudwatch:namespace": api.DefaultMetricNamespace}}
 		default:
 			panic(fmt.Errorf("natfleet: agent/cloud/iam scope %q has no IAM translation", scope))
 		}

@@ -120,7 +120,7 @@ func TestNetworkStack(t *testing.T) {
 		}
 	})
 
-	t.Run("every IAM statement is scoped by ARN or tag except the Describe calls", func(t *testing.T) {
+	t.Run("every IAM statement is scoped by ARN or tag except the Describe calls and the metric namespace", func(t *testing.T) {
 		for _, st := range statements(t, tmpl) {
 			actions := strs(st["Action"])
 			resources := cdktest.List(st["Resource"])
@@ -130,6 +130,12 @@ func TestNetworkStack(t *testing.T) {
 			anyResource := slices.ContainsFunc(resources, func(r any) bool { return r == "*" })
 			describeOnly := !slices.ContainsFunc(actions, func(a string) bool { return !strings.Contains(a, ":Describe") })
 			if describeOnly {
+				continue
+			}
+			if anyResource && slices.Equal(actions, []string{"cloudwatch:PutMetricData"}) {
+				if c := cdktest.JSON(st["Condition"]); c != `{"StringEquals":{"cloudwatch:namespace":"`+api.DefaultMetricNamespace+`"}}` {
+					t.Errorf("PutMetricData on Resource \"*\" with condition %s: want its namespace only", c)
+				}
 				continue
 			}
 			if anyResource {
@@ -368,7 +374,7 @@ func TestNetworkStack(t *testing.T) {
 // actions and no EIP is created.
 func TestNetworkStackMinimal(t *testing.T) {
 	tmpl := synth(t, minimalProps())
-	want := names(iam.For())
+	want := names(iam.For(iam.FeatureCloudWatch))
 	if got := granted(t, tmpl); !slices.Equal(got, want) {
 		t.Errorf("granted %v\nwant %v", got, want)
 	}
@@ -427,6 +433,9 @@ func TestNetworkStackNoAlarms(t *testing.T) {
 	tmpl := synth(t, p)
 	cdktest.Assert(t, "no alarm", func() { tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(0)) })
 	cdktest.Assert(t, "no topic", func() { tmpl.ResourceCountIs(jsii.String("AWS::SNS::Topic"), jsii.Number(0)) })
+	if got, want := granted(t, tmpl), names(iam.For()); !slices.Equal(got, want) {
+		t.Errorf("granted %v\nwant %v (no PutMetricData)", got, want)
+	}
 	for _, lt := range cdktest.Resources(t, tmpl, "AWS::EC2::LaunchTemplate") {
 		if ud := cdktest.JSON(lt.Properties["LaunchTemplateData"].(map[string]any)["UserData"]); strings.Contains(ud, "cloudwatch") {
 			t.Errorf("%s: user data %s turns metrics on", lt.ID, ud)
