@@ -93,6 +93,7 @@ type Sim struct {
 	calls    []Call
 	requests map[string]int
 	params   map[string]*ssmParam // SSM Parameter Store, by name
+	igws     map[string]string    // internet gateway -> its VPC
 
 	faultMu sync.Mutex
 	faults  Faults
@@ -211,6 +212,7 @@ func New(opts Options) *Sim {
 		srng:     rand.New(rand.NewPCG(seed, 0x7374616c65)),
 		requests: map[string]int{},
 		ids:      map[string]struct{}{},
+		igws:     map[string]string{},
 		frng:     rand.New(rand.NewPCG(1, 1)),
 	}
 }
