@@ -301,7 +301,8 @@ func (b *builder) create(id string, r resource) (err error) {
 }
 
 // launch starts the group's desired (else minimum) number of instances, spread over its
-// subnets in order, tagged by the launch template, the group's propagated tags and EC2.
+// subnets in order, tagged by the launch template (every override's must agree), the group's
+// propagated tags and EC2.
 func (b *builder) launch(id string, p map[string]any) error {
 	if p["LaunchConfigurationName"] != nil || p["InstanceId"] != nil {
 		return fmt.Errorf("only launch templates are modeled")
@@ -327,8 +328,10 @@ func (b *builder) launch(id string, p map[string]any) error {
 			if err != nil {
 				return err
 			}
-			if other != lt {
-				return fmt.Errorf("override %d uses launch template %s, not %s: not modeled", i, other, lt)
+			// Any override may launch: they must tag instances alike.
+			if !maps.Equal(b.ltTags[other], b.ltTags[lt]) {
+				return fmt.Errorf("override %d: launch template %s tags instances %v, %s tags them %v: which one launches is not modeled",
+					i, other, b.ltTags[other], lt, b.ltTags[lt])
 			}
 		}
 	}

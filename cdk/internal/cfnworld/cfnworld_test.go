@@ -155,6 +155,16 @@ func TestBuildRejects(t *testing.T) {
 		}, "Ref Ami: a parameter of type AWS::SSM::Parameter::Value<String> without a literal value"},
 		{"subnet outside the VPC", func(m obj) { props(m, "Pub1")["CidrBlock"] = "10.2.0.0/24" }, "not inside the VPC"},
 		{"no VPC", func(m obj) { m["Resources"] = obj{} }, "no AWS::EC2::VPC"},
+		{"overrides tag instances differently", func(m obj) {
+			m["Resources"].(obj)["Lt2"] = obj{"Type": "AWS::EC2::LaunchTemplate", "Properties": obj{"LaunchTemplateData": obj{
+				"TagSpecifications": arr{obj{"ResourceType": "instance", "Tags": tags("headnat:cluster", "other")}}}}}
+			p := props(m, "Group")
+			p["MixedInstancesPolicy"] = obj{"LaunchTemplate": obj{
+				"LaunchTemplateSpecification": p["LaunchTemplate"],
+				"Overrides":                   arr{obj{"InstanceType": "t4g.nano", "LaunchTemplateSpecification": obj{"LaunchTemplateId": ref("Lt2")}}},
+			}}
+			delete(p, "LaunchTemplate")
+		}, "override 0: launch template Lt2 tags instances map[headnat:cluster:other]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := template()
