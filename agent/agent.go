@@ -13,9 +13,9 @@ import (
 	"sync"
 
 	"github.com/headnat/headnat/agent/api"
-	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
 	"github.com/headnat/headnat/agent/dataplane"
+	"github.com/headnat/headnat/agent/discovery"
 	"github.com/headnat/headnat/agent/eip"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/health"
@@ -25,9 +25,7 @@ import (
 
 // Cloud is the part of agent/cloud the agent uses; *cloud.Client satisfies it.
 type Cloud interface {
-	ReadIdentity(ctx context.Context) (cloud.Identity, error)
-	DescribeSelf(ctx context.Context, instanceID string) (cloud.Self, error)
-	Discover(ctx context.Context, cluster, reason string) (cloud.Cluster, error)
+	discovery.Cloud // ReadIdentity, DescribeSelf, Discover
 	SourceDestCheckOff(ctx context.Context) error
 	PublicIPv4(ctx context.Context) (string, error)
 	PointRoute(ctx context.Context, tableID, eniID, reason string, create bool) error
@@ -98,7 +96,7 @@ type Options struct {
 type Agent struct {
 	cfg     config.Config
 	opts    Options
-	res     Resolved
+	res     discovery.Resolved
 	cl      Cloud
 	dp      Dataplane
 	metrics *server.Metrics
@@ -155,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 	if d.Clock == nil {
 		d.Clock = realClock{}
 	}
-	res, err := Resolve(ctx, cfg, d.Cloud)
+	res, err := discovery.Resolve(ctx, cfg, d.Cloud)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/headnat/headnat/agent/cloud"
 	"github.com/headnat/headnat/agent/config"
+	"github.com/headnat/headnat/agent/discovery"
 	"github.com/headnat/headnat/agent/failover"
 	"github.com/headnat/headnat/agent/health"
 )
@@ -58,7 +59,7 @@ func newClusterView(self, selfENI string, selfInstance cloud.Instance, cfg confi
 // fails my probes yet took a table is partitioned from me, not dead (evidence). A configured
 // table that vanished keeps the previous view.
 func (v *clusterView) Refreshed(c cloud.Cluster, readStart time.Time) []note {
-	c, err := scope(c, v.tables, v.selfInstance)
+	c, err := discovery.Scope(c, v.tables, v.selfInstance)
 	if err != nil {
 		return []note{{slog.LevelWarn, "refresh cluster view: configured table gone; keeping the previous view", []any{"err", err}}}
 	}

@@ -95,6 +95,7 @@ type Sim struct {
 	requests map[string]int
 	params   map[string]*ssmParam // SSM Parameter Store, by name
 	metrics  []MetricDatum        // CloudWatch data points accepted, in order
+	igws     map[string]string    // internet gateway -> its VPC
 
 	faultMu sync.Mutex
 	faults  Faults
@@ -213,6 +214,7 @@ func New(opts Options) *Sim {
 		srng:     rand.New(rand.NewPCG(seed, 0x7374616c65)),
 		requests: map[string]int{},
 		ids:      map[string]struct{}{},
+		igws:     map[string]string{},
 		frng:     rand.New(rand.NewPCG(1, 1)),
 	}
 }

@@ -27,7 +27,7 @@ type subnet struct {
 
 type route struct {
 	dest     netip.Prefix
-	gateway  string // "local" for the VPC route
+	gateway  string // "local" for the VPC route, or an internet gateway
 	eni      string
 	instance string // the instance the ENI was attached to when the route was written
 	origin   string
@@ -233,7 +233,7 @@ func (st *state) live(eniID string) bool {
 }
 
 func (st *state) routeState(r route) string {
-	if r.gateway == "local" || st.live(r.eni) {
+	if r.gateway != "" || st.live(r.eni) {
 		return RouteActive
 	}
 	return RouteBlackhole
@@ -323,7 +323,8 @@ func (st *state) kernelView() kview {
 	v := kview{routes: map[string]KernelRoute{}, sdc: map[string]sdcState{}, eips: map[netip.Addr]netip.Addr{}}
 	for id, t := range st.tables {
 		kr := KernelRoute{Absent: true}
-		if i := t.find(defaultDest); i >= 0 {
+		// A default route to an internet gateway is not the lab's: the kernel sees none.
+		if i := t.find(defaultDest); i >= 0 && t.routes[i].gateway == "" {
 			r := t.routes[i]
 			kr = KernelRoute{Blackhole: st.routeState(r) != RouteActive}
 			if n := st.enis[r.eni]; n != nil {
