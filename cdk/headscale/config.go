@@ -132,19 +132,16 @@ WantedBy=multi-user.target
 `
 }
 
-// fetchScript writes the certificate and key from SSM, readable by headscale only. Their
-// values go to files, never to stdout or the journal.
-func fetchScript(p HeadscaleServerProps, region string) string {
+// fetchScript writes the certificate and key from SSM, readable by headscale only, with the
+// AMI's `headnat secret`: their values go to files, never to stdout or the journal.
+func fetchScript(p HeadscaleServerProps) string {
 	return `#!/bin/bash
 # Written by the headnat CDK construct: fetches headscale's TLS certificate and key from SSM.
 set -euo pipefail
-umask 077
 install -d -m 0750 -o root -g headscale ` + TLSDir + `
 get() {
-  aws ssm get-parameter --region "` + region + `" --with-decryption --name "$1" \
-    --query Parameter.Value --output text >"$2.new"
-  test -s "$2.new" || { echo "headscale-fetch-tls: parameter $1 is empty" >&2; exit 1; }
-  chown root:headscale "$2.new" && chmod 0640 "$2.new" && mv -f "$2.new" "$2"
+  /usr/local/bin/headnat secret --ssm-parameter "$1" --out "$2" --mode 0640
+  chown root:headscale "$2"
 }
 get ` + strconv.Quote(p.CertSSMParameter) + ` ` + CertPath + `
 get ` + strconv.Quote(p.KeySSMParameter) + ` ` + KeyPath + `

@@ -7,8 +7,8 @@
 //   - one on-demand arm64 instance (t4g.micro by default) in the VPC's first public subnet,
 //     from the same headnat AMI as the fleet (an AMI id, or an SSM parameter resolved at deploy
 //     time, never looked up at synth). The AMI is expected to carry /usr/local/bin/headscale
-//     (pinned v0.29.2), the SSM agent, and, for a certificate from SSM, the aws CLI; the user
-//     data stops with a clear message when one is missing. On demand, not spot: the tailnet's
+//     (pinned v0.29.2), the SSM agent, and /usr/local/bin/headnat (whose `headnat secret` fetches
+//     a certificate from SSM). On demand, not spot: the tailnet's
 //     subnet-route failover between NAT instances is decided by headscale's HA prober, so an
 //     interruption of the control server would stall failover exactly when it may be needed.
 //     One instance, not an Auto Scaling group: headscale keeps its state in sqlite and runs as

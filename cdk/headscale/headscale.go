@@ -128,7 +128,7 @@ func NewHeadscaleServer(scope constructs.Construct, id string, props *HeadscaleS
 	awscdk.Tags_Of(s.volume).Add(jsii.String("Name"), jsii.String(p.Name+"-data"), nil)
 
 	ud := awsec2.UserData_ForLinux(nil)
-	ud.AddCommands(UserDataCommands(p, string(pol), *s.volume.VolumeId(), *stack.Region())...)
+	ud.AddCommands(UserDataCommands(p, string(pol), *s.volume.VolumeId())...)
 
 	s.instance = awsec2.NewInstance(s, jsii.String("Instance"), &awsec2.InstanceProps{
 		Vpc:           p.Vpc,
@@ -263,8 +263,8 @@ func machineImage(p HeadscaleServerProps) awsec2.IMachineImage {
 }
 
 // UserDataCommands mount the data volume (formatting it only when blank), write headscale's
-// configuration, policy and unit, and start it. volumeID and region may be tokens. No secret.
-func UserDataCommands(p HeadscaleServerProps, policy, volumeID, region string) []*string {
+// configuration, policy and unit, and start it. volumeID may be a token. No secret.
+func UserDataCommands(p HeadscaleServerProps, policy, volumeID string) []*string {
 	cmds := []string{
 		"set -euo pipefail",
 		"command -v " + Binary + " >/dev/null || { echo 'headscale: " + Binary + " missing from the AMI' >&2; exit 1; }",
@@ -286,9 +286,8 @@ func UserDataCommands(p HeadscaleServerProps, policy, volumeID, region string) [
 	}
 	if !p.ACME() {
 		cmds = append(cmds,
-			"command -v aws >/dev/null || { echo 'headscale: the aws CLI is missing from the AMI (certificate from SSM)' >&2; exit 1; }",
 			"install -d -m 0755 "+FetchTLS[:strings.LastIndex(FetchTLS, "/")],
-			"cat >"+FetchTLS+" <<'HEADSCALE_EOF'\n"+fetchScript(p, region)+"HEADSCALE_EOF",
+			"cat >"+FetchTLS+" <<'HEADSCALE_EOF'\n"+fetchScript(p)+"HEADSCALE_EOF",
 			"chmod 0755 "+FetchTLS,
 		)
 	}

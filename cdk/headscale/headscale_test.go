@@ -316,7 +316,7 @@ func TestConfiguredCertificate(t *testing.T) {
 	}
 	ud := userData(t, tmpl)
 	for _, want := range []string{"tls_cert_path: " + CertPath, "tls_key_path: " + KeyPath, "ExecStartPre=+" + FetchTLS,
-		`get "/headscale/tls/cert" ` + CertPath, `get "/headscale/tls/key" ` + KeyPath, `--output text >"$2.new"`, "umask 077"} {
+		`get "/headscale/tls/cert" ` + CertPath, `get "/headscale/tls/key" ` + KeyPath, `/usr/local/bin/headnat secret --ssm-parameter "$1" --out "$2" --mode 0640`} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("user data lacks %q", want)
 		}
