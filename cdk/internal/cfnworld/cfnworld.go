@@ -64,13 +64,14 @@ type World struct {
 
 // ignored are resource types that cannot change what discovery sees: IAM, logs, security
 // groups, Elastic IPs (a pool the agent associates later), instance profiles, CDK's metadata,
-// and gateway VPC endpoints (their prefix-list routes are neither modeled nor read).
+// alarms and their topic, and gateway VPC endpoints (their prefix-list routes are neither modeled nor read).
 var ignored = map[string]bool{
 	"AWS::IAM::Role": true, "AWS::IAM::Policy": true, "AWS::IAM::ManagedPolicy": true,
 	"AWS::IAM::InstanceProfile": true, "AWS::Logs::LogGroup": true, "AWS::CDK::Metadata": true,
 	"AWS::EC2::SecurityGroup": true, "AWS::EC2::SecurityGroupIngress": true,
 	"AWS::EC2::SecurityGroupEgress": true, "AWS::EC2::EIP": true, "AWS::EC2::VPCEndpoint": true,
-	"AWS::CloudWatch::Alarm": true,
+	"AWS::CloudWatch::Alarm": true, "AWS::SNS::Topic": true, "AWS::SNS::TopicPolicy": true,
+	"AWS::SNS::Subscription": true,
 }
 
 // order is the order in which modeled types are created: what a resource refers to first.
