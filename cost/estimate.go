@@ -155,7 +155,10 @@ func build(ts []Template, t *Table, o Options, natGateways int, notes map[string
 		}
 		for _, id := range tp.ofType("AWS::EC2::Volume") {
 			p := tp.Resources[id].Properties
-			b.volume(tp.Name+" "+id, "EBS volumes", p["Size"], p["VolumeType"], 1)
+			b.volume(tp.Name+" "+id, "EBS volumes (AWS::EC2::Volume)", p["Size"], p["VolumeType"], 1)
+		}
+		for _, id := range tp.ofType("AWS::DLM::LifecyclePolicy") {
+			b.note("%s %s: EBS snapshots not estimated (incremental: they depend on how much changes)", tp.Name, id)
 		}
 		for _, id := range tp.ofType("AWS::EC2::EIP") {
 			if hasTag(tp.Resources[id].Properties["Tags"], ClusterTag) {
