@@ -132,6 +132,22 @@ func TestNetworkHours(t *testing.T) {
 	checkTotal(t, "with NAT Gateways", e.WithNATGateways, 3453, 114)
 }
 
+// With an EIP pool, the instances' auto-assigned addresses are released: the pool is priced.
+func TestNetworkEIPPool(t *testing.T) {
+	e := estimate(t, "eippool", defaults())
+	// 3 pool EIPs × 730 h = 2190 h × 0.005 = 10.95, and no line for the instances' own
+	checkLine(t, e.WithHeadnat, "public IPv4 (headnat EIP pool)", 2190, 1095)
+	for _, l := range e.WithHeadnat.Lines {
+		if l.Item == "public IPv4 (headnat instances)" {
+			t.Errorf("the instances' released addresses are priced: %+v", l)
+		}
+	}
+	// 21.553816 - 7.30 + 10.95 = 25.203816/month, 0.828619/day
+	checkTotal(t, "with headnat", e.WithHeadnat, 2520, 83)
+	// The pool goes with headnat: the NAT Gateway bill is the one without a pool.
+	checkTotal(t, "with NAT Gateways", e.WithNATGateways, 8753, 288)
+}
+
 // A stack that already has NAT Gateways: both bills are the same.
 func TestNATGatewayTemplate(t *testing.T) {
 	e := estimate(t, "natgw", defaults())

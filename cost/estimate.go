@@ -12,7 +12,7 @@ import (
 )
 
 // ClusterTag marks headnat's Auto Scaling groups, private route tables and EIP pool.
-const ClusterTag = "headnat:cluster"
+const ClusterTag = api.TagCluster
 
 // HoursPerMonth is AWS's billing month (365 × 24 / 12).
 const HoursPerMonth = 730
@@ -108,6 +108,19 @@ func servedAZs(ts []Template) int {
 	return tables
 }
 
+// eipPools returns the clusters that have Elastic IPs tagged with them.
+func eipPools(ts []Template) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range ts {
+		for _, id := range t.ofType("AWS::EC2::EIP") {
+			if c, ok := tagValue(t.Resources[id].Properties["Tags"], ClusterTag); ok {
+				out[c] = true
+			}
+		}
+	}
+	return out
+}
+
 // Ranks order the lines.
 const (
 	rankNAT = iota
@@ -128,12 +141,13 @@ type builder struct {
 	replace bool // leave headnat out: the NAT Gateway counterfactual
 	lines   map[string]*Line
 	notes   map[string]bool
-	nats    int // NAT devices of either kind: traffic goes through one
+	nats    int             // NAT devices of either kind: traffic goes through one
+	pools   map[string]bool // clusters with an EIP pool: their instances' own addresses are released
 }
 
 // build prices the templates; natGateways > 0 replaces headnat by that many NAT Gateways.
 func build(ts []Template, t *Table, o Options, natGateways int, notes map[string]bool) Bill {
-	b := &builder{t: t, o: o, replace: natGateways > 0, lines: map[string]*Line{}, notes: notes}
+	b := &builder{t: t, o: o, replace: natGateways > 0, lines: map[string]*Line{}, notes: notes, pools: eipPools(ts)}
 	perMonth := o.Hours / HoursPerMonth
 	if b.replace {
 		b.nats += natGateways
@@ -344,7 +358,12 @@ func (b *builder) asg(t Template, id string) {
 		b.ec2(what, typ, n-onDemand, true)
 	}
 	b.disks(where, ebsItem, get(data, "BlockDeviceMappings"), n)
-	if publicIP(get(data, "NetworkInterfaces")) {
+	cluster, _ := tagValue(p["Tags"], ClusterTag)
+	switch {
+	case !publicIP(get(data, "NetworkInterfaces")):
+	case headnat && b.pools[cluster]:
+		b.note("%s: its instances take addresses from the EIP pool of cluster %s: the pool's EIPs are priced instead of their own", where, cluster)
+	default:
 		b.add(rankIPv4, ipItem, n*b.o.Hours, "h", "public_ipv4_hour", 1)
 	}
 }

@@ -136,13 +136,22 @@ func str(v any) (string, bool) {
 
 // hasTag reports whether a Tags list ([{Key, Value}]) has the key.
 func hasTag(tags any, key string) bool {
+	_, ok := tagValue(tags, key)
+	return ok
+}
+
+// tagValue returns the value of key in a Tags list, rendered if it is not a literal.
+func tagValue(tags any, key string) (string, bool) {
 	l, _ := tags.([]any)
 	for _, t := range l {
 		if k, _ := get(t, "Key").(string); k == key {
-			return true
+			if v, ok := get(t, "Value").(string); ok {
+				return v, true
+			}
+			return describe(get(t, "Value")), true
 		}
 	}
-	return false
+	return "", false
 }
 
 // describe is a short rendering of an unknown value for a note.
