@@ -372,3 +372,65 @@ func TestWriteStable(t *testing.T) {
 		}
 	}
 }
+
+func computeInline(t *testing.T, res map[string]Resource) *Estimate {
+	t.Helper()
+	tab, err := Prices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Compute([]Template{{Name: "T.template.json", Resources: res}}, tab, defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// An Auto Scaling group's on-demand base and percentage split its instances.
+func TestGroupOnDemandSplit(t *testing.T) {
+	e := computeInline(t, map[string]Resource{
+		"Lt": {Type: "AWS::EC2::LaunchTemplate", Properties: map[string]any{"LaunchTemplateData": map[string]any{}}},
+		"Asg": {Type: "AWS::AutoScaling::AutoScalingGroup", Properties: map[string]any{
+			"MinSize": "3", "MaxSize": "3",
+			"MixedInstancesPolicy": map[string]any{
+				"InstancesDistribution": map[string]any{"OnDemandBaseCapacity": 1.0, "OnDemandPercentageAboveBaseCapacity": 50.0},
+				"LaunchTemplate": map[string]any{
+					"LaunchTemplateSpecification": map[string]any{"LaunchTemplateId": map[string]any{"Ref": "Lt"}},
+					"Overrides":                   []any{map[string]any{"InstanceType": "t4g.small"}}}}}},
+	})
+	b := e.WithHeadnat
+	// 1 base + 2 × 50% = 2 on-demand: 2 × 730 h = 1460 h × 0.0168 = 24.528
+	checkLine(t, b, "EC2 t4g.small, on-demand", 1460, 2453)
+	// 1 spot: 730 h × 0.0168 × 0.35 = 4.2924
+	checkLine(t, b, "EC2 t4g.small, spot", 730, 429)
+	// no block device mappings: 3 × 8 GiB = 24 GB-month × 0.08 = 1.92
+	checkLine(t, b, "EBS volumes of Auto Scaling groups, gp3", 24, 192)
+	// 24.528 + 4.2924 + 1.92 = 30.7404; not headnat: the same in both bills
+	checkTotal(t, "group", b, 3074, 101)
+	checkTotal(t, "group, NAT Gateways", e.WithNATGateways, 3074, 101)
+}
+
+// An x86_64 service with its own strategy (a FARGATE base) and public IPs.
+func TestServiceStrategy(t *testing.T) {
+	e := computeInline(t, map[string]Resource{
+		"Td": {Type: "AWS::ECS::TaskDefinition", Properties: map[string]any{"Cpu": "512", "Memory": "1024"}},
+		"Svc": {Type: "AWS::ECS::Service", Properties: map[string]any{
+			"DesiredCount": 3.0, "TaskDefinition": map[string]any{"Ref": "Td"},
+			"CapacityProviderStrategy": []any{
+				map[string]any{"CapacityProvider": "FARGATE", "Base": 1.0, "Weight": 1.0},
+				map[string]any{"CapacityProvider": "FARGATE_SPOT", "Weight": 1.0}},
+			"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": map[string]any{"AssignPublicIp": "ENABLED"}}}},
+	})
+	b := e.WithHeadnat
+	// 3 tasks: 1 base on FARGATE, then 2 by weight 1:1: 2 on-demand, 1 spot; 0.5 vCPU, 1 GB each
+	// on-demand: 2 × 730 × 0.5 = 730 vCPU-h × 0.04048 = 29.5504; 1460 GB-h × 0.004445 = 6.4897
+	checkLine(t, b, "Fargate x86_64 vCPU, on-demand", 730, 2955)
+	checkLine(t, b, "Fargate x86_64 memory, on-demand", 1460, 649)
+	// spot: 365 vCPU-h × 0.04048 × 0.30 = 4.43256; 730 GB-h × 0.004445 × 0.30 = 0.973455
+	checkLine(t, b, "Fargate x86_64 vCPU, spot", 365, 443)
+	checkLine(t, b, "Fargate x86_64 memory, spot", 730, 97)
+	// a public IPv4 per task: 3 × 730 h × 0.005 = 10.95
+	checkLine(t, b, "public IPv4 (Fargate tasks)", 2190, 1095)
+	// 29.5504 + 6.4897 + 4.43256 + 0.973455 + 10.95 = 52.396115
+	checkTotal(t, "service", b, 5240, 172)
+}
