@@ -238,7 +238,8 @@ func TestPriceTable(t *testing.T) {
 		"ebs_gp3_gb_month", "ebs_snapshot_gb_month", "alb_hour", "alb_lcu_hour",
 		"fargate_arm_vcpu_hour", "fargate_arm_gb_hour", "fargate_x86_vcpu_hour", "fargate_x86_gb_hour",
 		"fargate_spot_ratio", "aurora_sv2_acu_hour", "aurora_storage_gb_month", "logs_ingest_gb",
-		"logs_storage_gb_month", "cw_metric_month", "cw_alarm_month", "data_out_gb"}
+		"logs_storage_gb_month", "cw_metric_month", "cw_alarm_month", "data_out_gb",
+		"vpc_endpoint_hour", "secret_month", "kms_key_month"}
 	for _, typ := range []string{"t4g.nano", "t4g.micro", "t4g.small", "c7g.medium", "c6g.medium", "m7g.medium"} {
 		used = append(used, "ec2_hour."+typ)
 	}
@@ -252,8 +253,8 @@ func TestPriceTable(t *testing.T) {
 			t.Errorf("%s: unit %q, source %q", name, p.Unit, tab.Sources[p.Source])
 		}
 		for _, r := range []string{"us-east-1", "ap-northeast-2"} {
-			if v := p.Regions[r]; v <= 0 || v >= 1 {
-				t.Errorf("%s in %s: %v, want a price between 0 and 1 dollar", name, r, v)
+			if v := p.Regions[r]; v <= 0 || v > 1 {
+				t.Errorf("%s in %s: %v, want a price above 0 and at most 1 dollar", name, r, v)
 			}
 		}
 	}
@@ -433,4 +434,20 @@ func TestServiceStrategy(t *testing.T) {
 	checkLine(t, b, "public IPv4 (Fargate tasks)", 2190, 1095)
 	// 29.5504 + 6.4897 + 4.43256 + 0.973455 + 10.95 = 52.396115
 	checkTotal(t, "service", b, 5240, 172)
+}
+
+// Interface endpoints, secrets and keys; gateway endpoints are free.
+func TestEndpointsSecretsKeys(t *testing.T) {
+	e := computeInline(t, map[string]Resource{
+		"S3":     {Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{"VpcEndpointType": "Gateway"}},
+		"Ecr":    {Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{"VpcEndpointType": "Interface", "SubnetIds": []any{"a", "b"}}},
+		"Secret": {Type: "AWS::SecretsManager::Secret", Properties: map[string]any{}},
+		"Key":    {Type: "AWS::KMS::Key", Properties: map[string]any{}},
+	})
+	b := e.WithHeadnat
+	// 2 AZs × 730 h = 1460 AZ-h × 0.01 = 14.60; 1 secret 0.40; 1 key 1.00
+	checkLine(t, b, "VPC interface endpoints", 1460, 1460)
+	checkLine(t, b, "Secrets Manager secrets", 1, 40)
+	checkLine(t, b, "KMS keys", 1, 100)
+	checkTotal(t, "endpoints, secrets, keys", b, 1600, 53)
 }

@@ -131,6 +131,7 @@ const (
 	rankFargate
 	rankAurora
 	rankLogs
+	rankOther
 	rankCloudWatch
 	rankTransfer
 )
@@ -170,6 +171,18 @@ func build(ts []Template, t *Table, o Options, natGateways int, notes map[string
 		for _, id := range tp.ofType("AWS::EC2::Volume") {
 			p := tp.Resources[id].Properties
 			b.volume(tp.Name+" "+id, "EBS volumes (AWS::EC2::Volume)", p["Size"], p["VolumeType"], 1)
+		}
+		for _, id := range tp.ofType("AWS::EC2::VPCEndpoint") {
+			b.endpoint(tp, id)
+		}
+		for range tp.ofType("AWS::SecretsManager::Secret") {
+			b.add(rankOther, "Secrets Manager secrets", perMonth, "secret-month", "secret_month", 1)
+		}
+		for range tp.ofType("AWS::KMS::Key") {
+			b.add(rankOther, "KMS keys", perMonth, "key-month", "kms_key_month", 1)
+		}
+		for _, id := range tp.ofType("AWS::ECR::Repository") {
+			b.note("%s %s: ECR image storage not estimated", tp.Name, id)
 		}
 		for _, id := range tp.ofType("AWS::DLM::LifecyclePolicy") {
 			b.note("%s %s: EBS snapshots not estimated (incremental: they depend on how much changes)", tp.Name, id)
@@ -437,6 +450,23 @@ func (b *builder) loadBalancer(t Template, id string) {
 		nodes = 2
 	}
 	b.add(rankIPv4, "public IPv4 (ALB nodes, one per subnet)", float64(nodes)*b.o.Hours, "h", "public_ipv4_hour", 1)
+}
+
+// endpoint prices an interface VPC endpoint: one ENI per subnet; gateway endpoints are free.
+func (b *builder) endpoint(t Template, id string) {
+	p := t.Resources[id].Properties
+	if typ, _ := str(p["VpcEndpointType"]); typ != "Interface" {
+		return
+	}
+	azs := 0
+	if l, ok := p["SubnetIds"].([]any); ok {
+		azs = len(l)
+	}
+	if azs == 0 {
+		b.note("%s %s: subnets unknown: an interface endpoint priced in 2 AZs", t.Name, id)
+		azs = 2
+	}
+	b.add(rankOther, "VPC interface endpoints", float64(azs)*b.o.Hours, "AZ-h", "vpc_endpoint_hour", 1)
 }
 
 func (b *builder) service(t Template, id string) {
