@@ -60,3 +60,21 @@ func TestCostErrors(t *testing.T) {
 		}
 	}
 }
+
+// The output pasted in docs/COST.md is what the command prints.
+func TestCostDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/COST.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cmd = "$ headnat cost --dir cost/testdata/network\n"
+	_, pasted, ok := strings.Cut(string(doc), cmd)
+	if !ok {
+		t.Fatalf("docs/COST.md lacks %q", cmd)
+	}
+	pasted, _, _ = strings.Cut(pasted, "```")
+	code, out, stderr := run(t, "cost", "--dir", filepath.Join(costTestdata, "network"))
+	if code != 0 || out != pasted {
+		t.Errorf("exit %d %s; docs/COST.md shows another output than the command's:\n%s", code, stderr, out)
+	}
+}
