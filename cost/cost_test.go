@@ -275,6 +275,7 @@ func TestParseTableRejects(t *testing.T) {
 		"unknown source": {"source: vpc", "source: elb", `source "elb"`},
 		"no unit":        {"unit: hour, ", "", "no unit"},
 		"unknown key":    {"unit: hour", "unit: hour, colour: red", "colour"},
+		"unsure region":  {"unit: hour", "unit: hour, unsure: [eu-west-1]", "unsure region eu-west-1"},
 	} {
 		_, err := ParseTable([]byte(strings.Replace(good, tt.old, tt.new, 1)))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -31,7 +31,7 @@ type Price struct {
 	Unit    string             `yaml:"unit"`
 	Source  string             `yaml:"source"` // a key of Table.Sources
 	Note    string             `yaml:"note"`
-	Unsure  bool               `yaml:"unsure"` // not confirmed on the source page on Date
+	Unsure  []string           `yaml:"unsure"` // regions whose figure is not sure: check it first
 	Regions map[string]float64 `yaml:"regions"`
 }
 
@@ -72,6 +72,11 @@ func ParseTable(b []byte) (*Table, error) {
 				return nil, fmt.Errorf("price table: %s: no price for %s", name, r)
 			}
 		}
+		for _, r := range p.Unsure {
+			if !slices.Contains(t.Regions, r) {
+				return nil, fmt.Errorf("price table: %s: unsure region %s is not among the regions", name, r)
+			}
+		}
 		if len(p.Regions) != len(t.Regions) {
 			return nil, fmt.Errorf("price table: %s: prices for regions not listed in regions", name)
 		}
@@ -106,11 +111,11 @@ func (t *Table) SourceURLs() []string {
 	return out
 }
 
-// UnsureItems lists the items not confirmed on their source page.
-func (t *Table) UnsureItems() []string {
+// UnsureItems lists the items whose figure for region is not sure.
+func (t *Table) UnsureItems(region string) []string {
 	var out []string
 	for name, p := range t.Items {
-		if p.Unsure {
+		if slices.Contains(p.Unsure, region) {
 			out = append(out, name)
 		}
 	}

@@ -57,8 +57,8 @@ func assumptions(e *Estimate, t *Table, o Options) []string {
 	for _, s := range t.SourceURLs() {
 		out = append(out, "source "+s)
 	}
-	if u := t.UnsureItems(); len(u) > 0 {
-		out = append(out, "prices not cross-checked (see cost/prices.yaml): "+strings.Join(u, ", "))
+	if u := t.UnsureItems(o.Region); len(u) > 0 {
+		out = append(out, "prices in "+o.Region+" to check first (unsure in cost/prices.yaml): "+strings.Join(u, ", "))
 	}
 	return append(out, e.Notes...)
 }
