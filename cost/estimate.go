@@ -72,7 +72,7 @@ func Compute(ts []Template, t *Table, o Options) (*Estimate, error) {
 	case o.Hours <= 0 || o.Hours > HoursPerMonth:
 		return nil, fmt.Errorf("hours per month %v: want more than 0 and at most %d", o.Hours, HoursPerMonth)
 	case o.EgressGB < 0 || o.LogGB < 0 || o.AuroraGB < 0 || o.LCU < 0:
-		return nil, fmt.Errorf("GB, LCU figures must not be negative")
+		return nil, fmt.Errorf("GB and LCU figures must not be negative (egress %v, logs %v, Aurora %v, LCU %v)", o.EgressGB, o.LogGB, o.AuroraGB, o.LCU)
 	}
 	notes := map[string]bool{}
 	azs := servedAZs(ts)
@@ -255,7 +255,10 @@ func build(ts []Template, t *Table, o Options, natGateways int, notes map[string
 		if a.rank != c.rank {
 			return a.rank < c.rank
 		}
-		return a.Item < c.Item
+		if a.Item != c.Item {
+			return a.Item < c.Item
+		}
+		return a.UnitPrice < c.UnitPrice
 	})
 	return out
 }
