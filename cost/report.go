@@ -68,9 +68,13 @@ func num(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1e4)/1e4, 'f', -1, 64)
 }
 
-// price renders a unit price with at most 8 decimals.
+// price renders a unit price with 2 to 8 decimals.
 func price(v float64) string {
-	return "$" + strconv.FormatFloat(math.Round(v*1e8)/1e8, 'f', -1, 64)
+	s := strconv.FormatFloat(math.Round(v*1e8)/1e8, 'f', -1, 64)
+	if i := strings.IndexByte(s, '.'); i < 0 || len(s)-i-1 < 2 {
+		s = fmt.Sprintf("%.2f", v)
+	}
+	return "$" + s
 }
 
 func dollars(v float64) string { return fmt.Sprintf("$%.2f", v) }
