@@ -159,8 +159,8 @@ func (c *Config) setDefaults() {
 
 func ptr[T any](v T) *T { return &v }
 
-// logRetentions are CloudWatch's accepted retentions, up to the 400 days headnat.guard allows.
-var logRetentions = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400}
+// LogRetentions are CloudWatch's accepted retentions, up to the 400 days headnat.guard allows.
+var LogRetentions = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400}
 
 var (
 	serviceName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -181,8 +181,8 @@ func (c *Config) Validate() error {
 	if len(c.Services) == 0 {
 		return fmt.Errorf("services: want at least one")
 	}
-	if !slices.Contains(logRetentions, c.LogRetentionDays) {
-		return fmt.Errorf("log-retention-days %d: want one of %v", c.LogRetentionDays, logRetentions)
+	if !slices.Contains(LogRetentions, c.LogRetentionDays) {
+		return fmt.Errorf("log-retention-days %d: want one of %v", c.LogRetentionDays, LogRetentions)
 	}
 	if c.EcrKeepLast < 1 || c.EcrKeepLast > MaxEcrKeepLast {
 		return fmt.Errorf("ecr-keep-last %d: want 1 to %d", c.EcrKeepLast, MaxEcrKeepLast)
