@@ -239,11 +239,12 @@ func (s *platformStack) addService(cluster awsecs.Cluster, listener elb.Applicat
 		secrets["PGPASSWORD"] = awsecs.Secret_FromSecretsManager(db.Secret(), jsii.String("password"))
 	}
 	task.AddContainer(jsii.String("app"), &awsecs.ContainerDefinitionOptions{
-		Image:        image,
-		Essential:    jsii.Bool(true),
-		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(svc.Port)}},
-		Environment:  &env,
-		Secrets:      &secrets,
+		Image:          image,
+		Essential:      jsii.Bool(true),
+		MemoryLimitMiB: jsii.Number(svc.Memory), // the task's: a hard limit (Control Tower ecs-pr-7)
+		PortMappings:   &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(svc.Port)}},
+		Environment:    &env,
+		Secrets:        &secrets,
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			StreamPrefix: jsii.String(svc.Name), LogGroup: logs,
 		}),
