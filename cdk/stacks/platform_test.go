@@ -1,7 +1,13 @@
 package stacks
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +18,13 @@ import (
 	"github.com/headnat/headnat/cdk/internal/cdktest"
 	"github.com/headnat/headnat/cdk/platform"
 )
+
+const httpOnly = `
+log-retention-days: 7
+ecr-keep-last: 3
+services:
+  - {name: web, image: "ecr:v1", cpu: 1024, memory: 3072, port: 8080, paths: ["/*"]}
+`
 
 func synthPlatform(t *testing.T, cfg *platform.Config) assertions.Template {
 	t.Helper()
@@ -225,12 +238,7 @@ func TestPlatformStackCostRules(t *testing.T) {
 // GIVEN a config without certificates or database WHEN synthesized THEN HTTP only, no
 // redirect, no database; a non-default retention and keep-last are used.
 func TestPlatformStackHTTPOnly(t *testing.T) {
-	cfg, err := platform.Parse([]byte(`
-log-retention-days: 7
-ecr-keep-last: 3
-services:
-  - {name: web, image: "ecr:v1", cpu: 1024, memory: 3072, port: 8080, paths: ["/*"]}
-`))
+	cfg, err := platform.Parse([]byte(httpOnly))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,5 +282,55 @@ func TestPlatformStackRejectsBadProps(t *testing.T) {
 	})
 	if r == nil || !strings.Contains(fmt.Sprint(r), "cpu 256 with memory 4096") {
 		t.Errorf("panic %v", r)
+	}
+}
+
+// GIVEN the platform stack's templates (the conference example; HTTP only, no database) WHEN
+// cfn-guard runs headnat.guard and the chosen Control Tower rules THEN they pass.
+func TestPlatformStackPassesCfnGuard(t *testing.T) {
+	bin, args := cfnGuard(t)
+	plain, err := platform.Parse([]byte(httpOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]*platform.Config{"conference": conference(t), "http-only": plain} {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(synthPlatform(t, cfg).ToJSON())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(t.TempDir(), "platform.template.json")
+			if err := os.WriteFile(f, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, append(args, "-d", f)...).CombinedOutput(); err != nil {
+				t.Errorf("cfn-guard: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// GIVEN headnat.guard WHEN its bounds are read THEN they are the config's: a config that
+// validates never fails the guard.
+func TestPlatformBoundsMatchGuard(t *testing.T) {
+	g, err := os.ReadFile("../guard/headnat.guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, tc := range map[string]struct {
+		re   string
+		want float64
+	}{
+		"Aurora MaxCapacity": {`MaxCapacity <= ([0-9.]+)`, platform.MaxACUCap},
+		"log retention":      {`RetentionInDays <= ([0-9]+)`, float64(platform.LogRetentions[len(platform.LogRetentions)-1])},
+	} {
+		m := regexp.MustCompile(tc.re).FindSubmatch(g)
+		if m == nil {
+			t.Errorf("%s: no bound in headnat.guard", what)
+			continue
+		}
+		if n, _ := strconv.ParseFloat(string(m[1]), 64); n != tc.want {
+			t.Errorf("%s: headnat.guard allows %g, the config %g", what, n, tc.want)
+		}
 	}
 }
