@@ -124,13 +124,25 @@ func TestPlatformStackCostRules(t *testing.T) {
 		if len(rules) != len(cfg.Services) {
 			t.Errorf("%d listener rules, want one per service", len(rules))
 		}
+		// Unique priorities; a rule with a path before any host-only rule (the website's
+		// host would otherwise swallow /schedule and /api/*).
 		seen := map[string]bool{}
+		maxWithPath, minHostOnly := 0, 1<<30
 		for _, r := range rules {
 			p := fmt.Sprint(r.Properties["Priority"])
 			if seen[p] {
 				t.Errorf("priority %s used twice", p)
 			}
 			seen[p] = true
+			n, _ := strconv.Atoi(p)
+			if strings.Contains(cdktest.JSON(r.Properties["Conditions"]), "path-pattern") {
+				maxWithPath = max(maxWithPath, n)
+			} else {
+				minHostOnly = min(minHostOnly, n)
+			}
+		}
+		if maxWithPath == 0 || maxWithPath > minHostOnly {
+			t.Errorf("rules with paths up to priority %d, host-only rules from %d: want the path rules first", maxWithPath, minHostOnly)
 		}
 	})
 
