@@ -60,8 +60,8 @@ test: deps
 	HEADNAT_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m $(ALONE_TESTS)
 
 # The CDK app (cdk/, its own Go module): the pinned CDK CLI and cfn-guard from npm, the
-# assertion tests, a synth of three configurations (every fleet option on; with a headscale
-# server; the bare minimum), then
+# assertion tests, a synth of four configurations (every fleet option on; with a headscale
+# server; the bare minimum; the platform stack of cdk/examples/conference.yaml), then
 # cfn-guard on each template: our rules (cdk/guard/headnat.guard, unit-tested first) and the
 # AWS Control Tower rules listed in cdk/guard/control-tower.txt. Offline but for the two
 # registries; the stacks are environment-agnostic, so synth looks nothing up.
@@ -83,6 +83,9 @@ test-cdk: deps
 		-c headscale-acme-email=ops@example.org -c auth-key-ssm-parameter=/headnat/hs/tailnet-auth-key; \
 	echo "cdk synth: minimal"; \
 	$(CDK_ENV) npx cdk synth --quiet -o "$$out/minimal" -c cluster=minimal -c ami-id=ami-0123456789abcdef0; \
+	echo "cdk synth: the platform stack (examples/conference.yaml)"; \
+	$(CDK_ENV) npx cdk synth --quiet -o "$$out/platform" -c cluster=conf -c ami-id=ami-0123456789abcdef0 \
+		-c platform-config=examples/conference.yaml; \
 	$(CFN_GUARD) test -r guard/headnat.guard -t guard/headnat_tests.yaml >"$$out/guard-test.txt" || \
 		{ cat "$$out/guard-test.txt"; echo "cdk/guard/headnat.guard fails its own tests"; exit 1; }; \
 	rules="-r guard/headnat.guard"; \
@@ -90,7 +93,7 @@ test-cdk: deps
 	n=0; for t in "$$out"/*/*.template.json; do n=$$((n+1)); \
 		$(CFN_GUARD) validate $$rules -d "$$t" -S fail || { echo "cfn-guard: $$t violates the rules above"; exit 1; }; \
 	done; \
-	test $$n -eq 4 || { echo "expected 4 synthesized templates, found $$n"; exit 1; }; \
+	test $$n -eq 6 || { echo "expected 6 synthesized templates, found $$n"; exit 1; }; \
 	echo "cfn-guard: $$n templates pass headnat.guard and $$(sed 's/#.*//' guard/control-tower.txt | grep -c .) Control Tower rules"
 
 # Deploying to AWS (README: "Deploy to AWS"). The settings are the CDK app's context keys in

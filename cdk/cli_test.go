@@ -86,3 +86,36 @@ func TestBadContextFailsAtSynthAndWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+// GIVEN a platform config WHEN the app synthesizes THEN a bad file fails with one line and
+// writes nothing, and the example adds the platform stack.
+func TestPlatformConfigAtSynth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the app")
+	}
+	bin := appBinary(t)
+	bad := filepath.Join(t.TempDir(), "platform.yaml")
+	if err := os.WriteFile(bad, []byte("services:\n  - name: web\n    image: ecr\n    cpu: 256\n    memory: 512\n    port: 80\n    hosts: [example.org]\n    replicas: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"cluster": "prod", "ami-id": "ami-0123456789abcdef0"}
+	with := func(path string) map[string]string {
+		ctx := map[string]string{"platform-config": path}
+		for k, v := range base {
+			ctx[k] = v
+		}
+		return ctx
+	}
+	stderr, ok, files := synthApp(t, bin, with(bad))
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if ok || len(lines) != 1 || !strings.Contains(lines[0], `line 8: unknown key "replicas"`) {
+		t.Errorf("succeeded=%v, stderr:\n%s\nwant one line naming the unknown key", ok, stderr)
+	}
+	if len(files) != 0 {
+		t.Errorf("wrote %v to the output directory", files)
+	}
+	stderr, ok, files = synthApp(t, bin, with("examples/conference.yaml"))
+	if !ok || !strings.Contains(strings.Join(files, " "), "HeadnatPlatform-prod.template.json") {
+		t.Errorf("succeeded=%v files=%v stderr:\n%s", ok, files, stderr)
+	}
+}

@@ -16,5 +16,9 @@ func Build(a awscdk.App, cfg Config) error {
 		hp.Vpc = network.Vpc()
 		stacks.NewHeadscaleStack(a, HeadscaleStackName(cfg.Cluster), hp)
 	}
+	if pp := cfg.PlatformProps(); pp != nil {
+		pp.Vpc = network.Vpc()
+		stacks.NewPlatformStack(a, PlatformStackName(cfg.Cluster), pp)
+	}
 	return nil
 }

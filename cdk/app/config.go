@@ -13,6 +13,7 @@ import (
 
 	"github.com/headnat/headnat/cdk/headscale"
 	"github.com/headnat/headnat/cdk/natfleet"
+	"github.com/headnat/headnat/cdk/platform"
 	"github.com/headnat/headnat/cdk/stacks"
 )
 
@@ -42,6 +43,10 @@ const (
 	KeyAuthKeySSM      = "auth-key-ssm-parameter"
 	KeyAlarmEmail      = "alarm-email"
 	KeyAlarms          = "alarms"
+	// KeyPlatformConfig is the platform stack's YAML file (cdk/platform): relative to the
+	// settings file's directory when it comes from there, else to the working directory
+	// (cdk/ for make and npx cdk).
+	KeyPlatformConfig = "platform-config"
 )
 
 // DefaultCluster is the cluster name when the context has none.
@@ -73,6 +78,10 @@ type Config struct {
 	AuthKeySSMParameter string
 	AlarmEmail          string
 	Alarms              bool
+	// PlatformConfig is the platform file's path; Platform its checked content (nil: no
+	// platform stack).
+	PlatformConfig string
+	Platform       *platform.Config
 }
 
 // FromContext reads the context through get (nil or "" for a missing key).
@@ -93,6 +102,7 @@ func FromContext(get func(key string) any) (Config, error) {
 		AcmeChallenge: str(KeyAcmeChallenge), CertSSMParameter: str(KeyCertSSM), KeySSMParameter: str(KeyKeySSM),
 		HostedZoneID: str(KeyZoneID), HostedZoneName: str(KeyZoneName),
 		InstanceTypes: list(str(KeyInstanceTypes)), Admins: list(str(KeyAdmins)),
+		PlatformConfig: str(KeyPlatformConfig),
 	}
 	if c.Cluster == "" {
 		c.Cluster = DefaultCluster
@@ -136,7 +146,17 @@ func FromContext(get func(key string) any) (Config, error) {
 	if c.EipPoolSize != 0 && str(KeyEipPool) == "" {
 		c.EipPool = true
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	if c.PlatformConfig != "" {
+		p, err := platform.Load(c.PlatformConfig)
+		if err != nil {
+			return c, fmt.Errorf("context %s: %w", KeyPlatformConfig, err)
+		}
+		c.Platform = p
+	}
+	return c, nil
 }
 
 var email = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
@@ -261,14 +281,40 @@ func (c Config) Validate() error {
 		return err
 	}
 	if hp := c.HeadscaleProps(); hp != nil {
-		return hp.Server.ValidateSettings()
+		if err := hp.Server.ValidateSettings(); err != nil {
+			return err
+		}
+	}
+	if c.Platform != nil {
+		if err := c.Platform.Validate(); err != nil {
+			return fmt.Errorf("context %s: %w", KeyPlatformConfig, err)
+		}
 	}
 	return nil
+}
+
+// PlatformProps are the platform stack's props for c without its Vpc (nil without a
+// platform config).
+func (c Config) PlatformProps() *stacks.PlatformStackProps {
+	if c.Platform == nil {
+		return nil
+	}
+	return &stacks.PlatformStackProps{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String("headnat: the platform's services behind one load balancer, on Fargate Spot"),
+			Env:         c.env(),
+		},
+		Name:   c.Cluster,
+		Config: c.Platform,
+	}
 }
 
 // NetworkStackName and HeadscaleStackName are the stacks' names for a cluster.
 func NetworkStackName(cluster string) string   { return "HeadnatNetwork-" + cluster }
 func HeadscaleStackName(cluster string) string { return "HeadnatHeadscale-" + cluster }
+
+// PlatformStackName is the platform stack's name for a cluster.
+func PlatformStackName(cluster string) string { return "HeadnatPlatform-" + cluster }
 
 func list(s string) []string {
 	var out []string

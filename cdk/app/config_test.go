@@ -123,3 +123,52 @@ func TestWithFile(t *testing.T) {
 		t.Error("a missing settings file: no error")
 	}
 }
+
+// GIVEN platform-config WHEN read THEN the file is loaded and checked with the context: a bad
+// or missing file is one line naming the key; a relative path in the settings file is next to it.
+func TestPlatformConfig(t *testing.T) {
+	ami := []string{"ami-id", "ami-0123456789abcdef0"}
+	c, err := FromContext(ctx(append([]string{"platform-config", "../examples/conference.yaml"}, ami...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := c.PlatformProps()
+	if pp == nil || pp.Name != DefaultCluster || len(pp.Config.Services) != len(c.Platform.Services) || pp.Env != nil {
+		t.Fatalf("platform props %+v", pp)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if c, _ := FromContext(ctx(ami...)); c.PlatformProps() != nil {
+		t.Error("a platform stack without platform-config")
+	}
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("services:\n  - name: web\n    cpu: 256\n    memory: 4096\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		bad:                   "context platform-config: platform config " + bad + ": services[0] \"web\"",
+		dir + "/missing.yaml": "context platform-config: platform config: open",
+	} {
+		_, err := FromContext(ctx(append([]string{"platform-config", path}, ami...)...))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %v, want one line with %q", path, err, want)
+		}
+	}
+	settings := dir + "/deploy.json"
+	if err := os.WriteFile(settings, []byte(`{"platform-config": "bad.yaml"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	get, err := WithFile(ctx(), settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get("platform-config"); got != bad {
+		t.Errorf("relative platform-config from the settings file: %v, want %s", got, bad)
+	}
+	get, _ = WithFile(ctx("platform-config", "x.yaml"), settings)
+	if got := get("platform-config"); got != "x.yaml" {
+		t.Errorf("-c platform-config: %v, want it as given", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -15,12 +16,13 @@ func Keys() []string {
 		KeyInstancesPerAZ, KeyInstanceTypes, KeyOnDemandBase, KeyEipPool, KeyEipPoolSize,
 		KeyHeadscaleURL, KeyHeadscaleDomain, KeyAcmeEmail, KeyAdmins, KeyAcmeChallenge, KeyCertSSM,
 		KeyKeySSM, KeyZoneID, KeyZoneName, KeyAuthKeySSM,
-		KeyAlarmEmail, KeyAlarms}
+		KeyAlarmEmail, KeyAlarms, KeyPlatformConfig}
 }
 
 // WithFile returns a context reader that falls back to the settings file at path (a JSON
 // object of context keys; `-c key=value` still wins). An unknown key is an error: a typo
-// must not silently deploy the default.
+// must not silently deploy the default. A relative platform-config in the file is relative
+// to the file's directory.
 func WithFile(get func(string) any, path string) (func(string) any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -48,6 +50,10 @@ func WithFile(get func(string) any, path string) (func(string) any, error) {
 			return v
 		}
 		if v, ok := m[k]; ok {
+			// A relative platform file is next to the settings file.
+			if s, isStr := v.(string); isStr && k == KeyPlatformConfig && s != "" && !filepath.IsAbs(s) {
+				return filepath.Join(filepath.Dir(path), s)
+			}
 			return v
 		}
 		return nil

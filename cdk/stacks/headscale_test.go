@@ -94,12 +94,13 @@ func TestHeadscaleStackPropsValidation(t *testing.T) {
 	}
 }
 
-// GIVEN the headscale stack's template (ACME TLS-ALPN-01, HTTP-01, certificate) and the network
-// stack's WHEN cfn-guard runs headnat.guard and the chosen Control Tower rules THEN they pass.
-func TestHeadscaleStackPassesCfnGuard(t *testing.T) {
+// cfnGuard returns the cfn-guard binary and the arguments that run headnat.guard and the
+// Control Tower rules of control-tower.txt (as make test-cdk), or skips without it.
+func cfnGuard(t *testing.T) (bin string, args []string) {
+	t.Helper()
 	pkg, _ := filepath.Abs("../node_modules/@cdklabs/cdk-validator-cfnguard")
 	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
-	bin := filepath.Join(pkg, "bin", "ubuntu", arch, "cfn-guard")
+	bin = filepath.Join(pkg, "bin", "ubuntu", arch, "cfn-guard")
 	if _, err := os.Stat(bin); err != nil {
 		t.Skip("no cfn-guard (npm ci in cdk/)")
 	}
@@ -107,12 +108,19 @@ func TestHeadscaleStackPassesCfnGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"validate", "-S", "fail", "-r", "../guard/headnat.guard"}
+	args = []string{"validate", "-S", "fail", "-r", "../guard/headnat.guard"}
 	for _, l := range strings.Split(string(list), "\n") {
 		if f := strings.Fields(strings.SplitN(l, "#", 2)[0]); len(f) > 0 {
 			args = append(args, "-r", filepath.Join(pkg, "rules", "control-tower", "cfn-guard", f[0]))
 		}
 	}
+	return bin, args
+}
+
+// GIVEN the headscale stack's template (ACME TLS-ALPN-01, HTTP-01, certificate) and the network
+// stack's WHEN cfn-guard runs headnat.guard and the chosen Control Tower rules THEN they pass.
+func TestHeadscaleStackPassesCfnGuard(t *testing.T) {
+	bin, args := cfnGuard(t)
 	for name, edit := range map[string]func(*headscale.HeadscaleServerProps){
 		"acme":    nil,
 		"http-01": func(p *headscale.HeadscaleServerProps) { p.AcmeChallenge = headscale.ChallengeHTTP01 },
