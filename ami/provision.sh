@@ -78,6 +78,8 @@ services() {
 # Everything that would make two instances of the AMI alike, or leak the build.
 clean() {
 	rm -f /etc/ssh/ssh_host_*
+	# Empty, not missing or "uninitialized": a new id at boot, without first-boot presets that
+	# would enable again what services() disabled.
 	: >/etc/machine-id
 	rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /var/lib/systemd/credential.secret
 	if command -v cloud-init >/dev/null; then
