@@ -268,6 +268,10 @@ func UserDataCommands(p HeadscaleServerProps, policy, volumeID string) []*string
 	cmds := []string{
 		"set -euo pipefail",
 		"command -v " + Binary + " >/dev/null || { echo 'headscale: " + Binary + " missing from the AMI' >&2; exit 1; }",
+		// The headnat AMI boots a NAT: this instance is none, so its agent and tailscaled stay
+		// off; Session Manager is how admins reach it.
+		"systemctl disable --now headnat.service tailscaled.service",
+		"systemctl enable --now amazon-ssm-agent.service || echo 'headscale: no amazon-ssm-agent on the AMI: Session Manager cannot reach this server' >&2",
 		// The attachment is created after the instance: wait for the volume (NVMe serial = id).
 		"vol=" + volumeID,
 		`dev=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${vol//-/}`,

@@ -249,6 +249,7 @@ func TestServerDefaults(t *testing.T) {
 			string(pol), `"group:admins": ["alice@","bob@example.com"]`, `"10.0.0.0/16": ["tag:nat"]`,
 			"systemctl restart headscale.service", "blkid", "ExecStart=" + Binary + " -c " + ConfigPath + " serve",
 			"User=headscale", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+			"systemctl disable --now headnat.service tailscaled.service", "systemctl enable --now amazon-ssm-agent.service",
 		} {
 			if !strings.Contains(ud, want) {
 				t.Errorf("user data lacks %q", want)
