@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/headnat/headnat/cdk/natfleet"
 )
 
 // SecurityGroupDescription starts the description of the server's security group; the
@@ -134,23 +136,16 @@ func NewHeadscaleServer(scope constructs.Construct, id string, props *HeadscaleS
 		Vpc:           p.Vpc,
 		VpcSubnets:    &awsec2.SubnetSelection{Subnets: &[]awsec2.ISubnet{subnet}},
 		InstanceType:  awsec2.NewInstanceType(jsii.String(p.InstanceType)),
-		MachineImage:  machineImage(p),
+		MachineImage:  natfleet.MachineImage(p.AmiID, p.AmiSSMParameter),
 		SecurityGroup: s.sg,
 		Role:          s.role,
 		UserData:      ud,
 		// IMDSv2 only, one hop: a container on the server cannot reach the role's credentials.
-		HttpTokens:              awsec2.HttpTokens_REQUIRED,
-		HttpPutResponseHopLimit: jsii.Number(1),
-		HttpEndpoint:            jsii.Bool(true),
-		CreditSpecification:     creditSpec(p.InstanceType),
-		BlockDevices: &[]*awsec2.BlockDevice{{
-			DeviceName: jsii.String(p.RootDevice),
-			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(p.RootVolumeGiB), &awsec2.EbsDeviceOptions{
-				Encrypted:           jsii.Bool(true),
-				VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
-				DeleteOnTermination: jsii.Bool(true),
-			}),
-		}},
+		HttpTokens:                      awsec2.HttpTokens_REQUIRED,
+		HttpPutResponseHopLimit:         jsii.Number(1),
+		HttpEndpoint:                    jsii.Bool(true),
+		CreditSpecification:             creditSpec(p.InstanceType),
+		BlockDevices:                    natfleet.RootVolume(p.RootDevice, p.RootVolumeGiB),
 		PropagateTagsToVolumeOnCreation: jsii.Bool(true),
 		InstanceName:                    jsii.String(p.Name),
 	})
@@ -237,29 +232,10 @@ func paramARN(stack awscdk.Stack, name string) *string {
 
 // creditSpec: standard CPU credits for burstable types (no surplus charges).
 func creditSpec(instanceType string) awsec2.CpuCredits {
-	if strings.HasPrefix(instanceType, "t") {
+	if natfleet.IsBurstable(instanceType) {
 		return awsec2.CpuCredits_STANDARD
 	}
 	return ""
-}
-
-// amiImage is one AMI id in every region (see natfleet).
-type amiImage struct{ id string }
-
-func (a *amiImage) GetImage(constructs.Construct) *awsec2.MachineImageConfig {
-	return &awsec2.MachineImageConfig{
-		ImageId:  jsii.String(a.id),
-		OsType:   awsec2.OperatingSystemType_LINUX,
-		UserData: awsec2.UserData_ForLinux(nil),
-	}
-}
-
-func machineImage(p HeadscaleServerProps) awsec2.IMachineImage {
-	if p.AmiSSMParameter != "" {
-		return awsec2.MachineImage_FromSsmParameter(jsii.String(p.AmiSSMParameter),
-			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX})
-	}
-	return &amiImage{id: p.AmiID}
 }
 
 // UserDataCommands mount the data volume (formatting it only when blank), write headscale's

@@ -101,7 +101,7 @@ func NewNatFleet(scope constructs.Construct, id string, props *NatFleetProps) Na
 	for _, t := range p.InstanceTypes {
 		o := &awsautoscaling.LaunchTemplateOverrides{InstanceType: awsec2.NewInstanceType(jsii.String(t))}
 		switch {
-		case isBurstable(t):
+		case IsBurstable(t):
 			if burstable == nil {
 				burstable = newLaunchTemplate(f, "LaunchTemplate", p, f.sg, f.role, true)
 			}
@@ -256,8 +256,30 @@ func (a *amiImage) GetImage(constructs.Construct) *awsec2.MachineImageConfig {
 	}
 }
 
-// isBurstable: a T-family type ("t4g.nano"), which takes a CPU credit specification.
-func isBurstable(instanceType string) bool { return strings.HasPrefix(instanceType, "t") }
+// MachineImage is the headnat AMI: read from the SSM parameter at deploy time when one is
+// named, else the AMI id (never looked up at synth).
+func MachineImage(amiID, ssmParameter string) awsec2.IMachineImage {
+	if ssmParameter != "" {
+		return awsec2.MachineImage_FromSsmParameter(jsii.String(ssmParameter),
+			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX})
+	}
+	return &amiImage{id: amiID}
+}
+
+// RootVolume is an instance's root volume: encrypted gp3, deleted with the instance.
+func RootVolume(device string, gib int) *[]*awsec2.BlockDevice {
+	return &[]*awsec2.BlockDevice{{
+		DeviceName: jsii.String(device),
+		Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(gib), &awsec2.EbsDeviceOptions{
+			Encrypted:           jsii.Bool(true),
+			VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
+			DeleteOnTermination: jsii.Bool(true),
+		}),
+	}}
+}
+
+// IsBurstable: a T-family type ("t4g.nano"), which takes a CPU credit specification.
+func IsBurstable(instanceType string) bool { return strings.HasPrefix(instanceType, "t") }
 
 func newLaunchTemplate(scope constructs.Construct, id string, p NatFleetProps, sg awsec2.SecurityGroup, role awsiam.Role, burstable bool) awsec2.LaunchTemplate {
 	ud := awsec2.UserData_ForLinux(nil)
@@ -271,24 +293,12 @@ func newLaunchTemplate(scope constructs.Construct, id string, p NatFleetProps, s
 		Role:                     role,
 		UserData:                 ud,
 		AssociatePublicIpAddress: jsii.Bool(true),
-		BlockDevices: &[]*awsec2.BlockDevice{{
-			DeviceName: jsii.String(p.RootDevice),
-			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(p.RootVolumeGiB), &awsec2.EbsDeviceOptions{
-				Encrypted:           jsii.Bool(true),
-				VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
-				DeleteOnTermination: jsii.Bool(true),
-			}),
-		}},
+		BlockDevices:             RootVolume(p.RootDevice, p.RootVolumeGiB),
 	}
 	if burstable {
 		props.CpuCredits = awsec2.CpuCredits_STANDARD // no surplus credits, no surprise charges
 	}
-	if p.AmiSSMParameter != "" {
-		props.MachineImage = awsec2.MachineImage_FromSsmParameter(jsii.String(p.AmiSSMParameter),
-			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX})
-	} else {
-		props.MachineImage = &amiImage{id: p.AmiID}
-	}
+	props.MachineImage = MachineImage(p.AmiID, p.AmiSSMParameter)
 	lt := awsec2.NewLaunchTemplate(scope, jsii.String(id), props)
 	cfn := lt.Node().DefaultChild().(awsec2.CfnLaunchTemplate)
 	// The instance, its root volume and its ENI carry the cluster tag: the agent finds its
