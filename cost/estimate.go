@@ -517,9 +517,6 @@ func (b *builder) service(t Template, id string) {
 	arch := "x86"
 	if a, _ := str(get(td, "RuntimePlatform", "CpuArchitecture")); a == "ARM64" {
 		arch = "arm"
-		if spot > 0 {
-			b.note("%s: ARM64 tasks on FARGATE_SPOT: AWS documents Fargate Spot for X86_64 only; priced as the strategy says", where)
-		}
 	}
 	label := map[string]string{"arm": "Fargate ARM64", "x86": "Fargate x86_64"}[arch]
 	ratio, _ := b.t.price("fargate_spot_ratio", b.o.Region)

@@ -257,8 +257,10 @@ func (s *platformStack) addService(cluster awsecs.Cluster, listener elb.Applicat
 		AssignPublicIp:             jsii.Bool(false),
 		VpcSubnets:                 private,
 		CapacityProviderStrategies: strategy(svc),
-		CircuitBreaker:             &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
-		MinHealthyPercent:          jsii.Number(100),
+		// Fargate Spot takes ARM64 tasks from platform version 1.4.0 on: pinned, not LATEST.
+		PlatformVersion:   awsecs.FargatePlatformVersion_VERSION1_4,
+		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
+		MinHealthyPercent: jsii.Number(100),
 	})
 	if db != nil {
 		db.Connections().AllowDefaultPortFrom(service, jsii.String(svc.Name))

@@ -174,11 +174,16 @@ func TestPlatformStackCostRules(t *testing.T) {
 		}
 	})
 
-	t.Run("ARM64 Linux tasks of the configured size", func(t *testing.T) {
+	t.Run("ARM64 Linux tasks of the configured size, on a platform version where Fargate Spot takes them", func(t *testing.T) {
 		for _, td := range cdktest.Resources(t, tmpl, "AWS::ECS::TaskDefinition") {
 			rp := cdktest.JSON(td.Properties["RuntimePlatform"])
 			if rp != `{"CpuArchitecture":"ARM64","OperatingSystemFamily":"LINUX"}` {
 				t.Errorf("%s: runtime platform %s", td.ID, rp)
+			}
+		}
+		for _, svc := range cdktest.Resources(t, tmpl, "AWS::ECS::Service") {
+			if svc.Properties["PlatformVersion"] != "1.4.0" {
+				t.Errorf("%s: platform version %v: Fargate Spot takes ARM64 tasks from 1.4.0 on", svc.ID, svc.Properties["PlatformVersion"])
 			}
 		}
 		cdktest.Assert(t, "ticketing 512/1024", func() {
