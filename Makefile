@@ -13,7 +13,7 @@ DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 soc
 	curl:curl ping:iputils-ping sysctl:procps ss:iproute2 \
 	debootstrap:debootstrap zstd:zstd shellcheck:shellcheck qemu-aarch64-static:qemu-user-static
 
-.PHONY: all build deps tools packer ami ami-bins ami-validate test-arm64 test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap bench-dataplane bench-failover bench-tailnet bench-lifecycle bench-footprint clean
+.PHONY: all build deps tools packer ami ami-bins ami-validate test-arm64 test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap cost bench-dataplane bench-failover bench-tailnet bench-lifecycle bench-footprint clean
 
 all: build
 
@@ -166,6 +166,11 @@ bootstrap: cdk-deps
 
 deploy: cdk-deps
 	$(CDK_RUN) deploy --all --require-approval broadening
+
+# The monthly cost of what make synth wrote, with headnat and with NAT Gateways (docs/COST.md).
+COST_FLAGS ?=
+cost: build
+	$(BIN)/headnat cost --dir cdk/cdk.out $(COST_FLAGS)
 
 lab: deps tools build
 	$(BIN)/headnat-lab demo
