@@ -1,5 +1,4 @@
-// Package policy renders headnat's headscale ACL policy (policy v2, HuJSON) from an embedded
-// template: admins reach the VPC and the NAT agents' port, NAT instances reach each other's
+// Package policy renders headnat's headscale ACL policy (policy v2, HuJSON): admins reach the VPC and the NAT agents' port, NAT instances reach each other's
 // agent port, the NAT instances' routes are auto-approved, and nothing else is open.
 //
 // One rule per route (route -> route:agent port) is inert on the data plane: traffic inside
@@ -11,14 +10,11 @@
 package policy
 
 import (
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-	"text/template"
 
 	"github.com/headnat/headnat/agent/api"
 )
@@ -29,16 +25,6 @@ const (
 	DefaultNATTag     = "tag:nat"
 	DefaultAgentPort  = api.DefaultAgentPort
 )
-
-//go:embed policy.hujson.tmpl
-var source string
-
-var tmpl = template.Must(template.New("policy").Funcs(template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-}).Parse(source))
 
 // Params are the inputs of Render. Zero fields take the defaults above.
 type Params struct {
@@ -55,7 +41,7 @@ type Params struct {
 	AgentPort   int // default 7070
 }
 
-// view is what the template sees.
+// view is what render writes.
 type view struct {
 	AdminGroup, NATTag, AgentDst string
 	AgentPort                    int
@@ -82,11 +68,7 @@ func Render(p Params) ([]byte, error) {
 		v.Routes = append(v.Routes, r.String())
 		v.RouteDsts = append(v.RouteDsts, r.String()+":*")
 	}
-	var b strings.Builder
-	if err := tmpl.Execute(&b, v); err != nil {
-		return nil, fmt.Errorf("policy: render: %w", err)
-	}
-	return []byte(b.String()), nil
+	return []byte(render(v)), nil
 }
 
 // Routes returns the VPC CIDRs and extra routes, masked, sorted and without duplicates: the
