@@ -17,11 +17,7 @@ import (
 	"github.com/headnat/headnat/cdk/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func newVpc(stack awscdk.Stack) awsec2.Vpc {
 	return awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{

@@ -2,7 +2,6 @@ package natfleet
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -16,11 +15,7 @@ import (
 	"github.com/headnat/headnat/cdk/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 // GIVEN a fleet with a tailnet and a pool WHEN its agent configuration is rendered THEN the
 // agent's own strict parser accepts it with the same values, and it names no secret.

@@ -5,11 +5,20 @@ package cdktest
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
 )
+
+// Main runs a package's tests, then stops the jsii runtime (once, after all of them).
+func Main(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
 
 // Assert runs one awscdk assertion (which panics when it fails) and reports the failure.
 func Assert(t *testing.T, what string, f func()) {
