@@ -11,7 +11,8 @@ export CHECKPOINT_DISABLE := 1
 # Debian packages the tests and the lab need (command:package).
 DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
 	curl:curl ping:iputils-ping sysctl:procps ss:iproute2 \
-	debootstrap:debootstrap zstd:zstd shellcheck:shellcheck qemu-aarch64-static:qemu-user-static
+	debootstrap:debootstrap zstd:zstd shellcheck:shellcheck qemu-aarch64-static:qemu-user-static \
+	systemd-nspawn:systemd-container nsenter:util-linux
 
 .PHONY: all build deps tools packer ami ami-bins ami-validate test-arm64 test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap cost bench-dataplane bench-failover bench-tailnet bench-lifecycle bench-footprint clean
 

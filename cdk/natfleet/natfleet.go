@@ -16,6 +16,7 @@ import (
 
 	"github.com/headnat/headnat/agent/api"
 	"github.com/headnat/headnat/agent/cloud/iam"
+	"github.com/headnat/headnat/agent/config"
 )
 
 // NatFleet is a headnat NAT fleet: one Auto Scaling group per AZ and what they share.
@@ -415,13 +416,12 @@ func AgentConfig(p NatFleetProps) string {
 	return b.String()
 }
 
-// UserDataCommands write AgentConfig and restart the agent so that it reads it.
+// UserDataCommands write AgentConfig and restart the agent so that it reads it: the commands
+// of config.UserDataCommands, which test/ami runs in a booted image of the AMI.
 func UserDataCommands(p NatFleetProps) []*string {
-	return *jsii.Strings(
-		"set -euo pipefail",
-		"install -d -m 0755 /etc/headnat",
-		"cat > /etc/headnat/headnat.yaml <<'HEADNAT_EOF'\n"+AgentConfig(p)+"HEADNAT_EOF",
-		"chmod 0644 /etc/headnat/headnat.yaml",
-		"systemctl restart headnat.service",
-	)
+	cmds, err := config.UserDataCommands(AgentConfig(p))
+	if err != nil {
+		panic(err) // AgentConfig quotes every value
+	}
+	return *jsii.Strings(cmds...)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/headnat/headnat/agent/config"
+	"github.com/headnat/headnat/test/lab"
 )
 
 // unitValues reads a unit file's Key=value lines (a key may repeat; values split on spaces).
@@ -64,6 +65,10 @@ func TestUnitsMatchAgentDefaults(t *testing.T) {
 	}
 	if got := hn["StartLimitIntervalSec"]; len(got) != 1 || got[0] != "0" {
 		t.Error("headnat.service must never stop restarting the agent (StartLimitIntervalSec=0)")
+	}
+	// The lab runs its agents with the unit's environment, so its figures are the AMI's.
+	if got := hn["Environment"]; !slices.Equal(got, lab.UnitEnv) {
+		t.Errorf("headnat.service Environment = %v, the lab's agents run with lab.UnitEnv %v", got, lab.UnitEnv)
 	}
 	// The tmpfiles drop-in makes the lock file that the unit may write.
 	b, err := os.ReadFile(filepath.Join(repo, "ami", "files", "headnat-tmpfiles.conf"))

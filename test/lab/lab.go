@@ -434,29 +434,33 @@ func (l *Lab) AgentStatePath(site string) string {
 	return filepath.Join(l.dir, "agent-"+site, "dataplane.json")
 }
 
+// UnitEnv is the Environment= of the AMI's headnat.service (ami/files), which the lab's
+// agents run with too; test/ami checks that the two agree.
+var UnitEnv = []string{"GOGC=50"}
+
 // AgentEnv is the environment a site's agent runs with: endpoints pointing at the lab, static
 // lab-only credentials, nothing inherited from the caller.
 func (l *Lab) AgentEnv(s *Site, extra ...string) []string {
-	env := []string{
+	env := append(slices.Clone(UnitEnv),
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=" + filepath.Join(l.dir, "agent-"+s.Name),
+		"HOME="+filepath.Join(l.dir, "agent-"+s.Name),
 		"AWS_ACCESS_KEY_ID=lab-only-access-key",
 		"AWS_SECRET_ACCESS_KEY=lab-only-secret-key",
 		"AWS_CONFIG_FILE=/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"HEADNAT_AWS_EC2_ENDPOINT=" + APIURL(),
-		"HEADNAT_AWS_AUTOSCALING_ENDPOINT=" + APIURL(),
-		"HEADNAT_AWS_SSM_ENDPOINT=" + APIURL(),
-		"HEADNAT_AWS_CLOUDWATCH_ENDPOINT=" + APIURL(),
-		"HEADNAT_AWS_IMDS_ENDPOINT=http://" + IMDSAddr,
-		"HEADNAT_AWS_REGION=" + Region,
-		"HEADNAT_FAILBACK_AFTER=" + l.opts.FailbackAfter.String(),
-		"HEADNAT_EGRESS_TARGETS=" + EchoURL(),
-		"HEADNAT_STATE_PATH=" + l.AgentStatePath(s.Name),
-		"HEADNAT_CONTROL_SOCKET=" + l.ControlSocket(s.Name),
+		"HEADNAT_AWS_EC2_ENDPOINT="+APIURL(),
+		"HEADNAT_AWS_AUTOSCALING_ENDPOINT="+APIURL(),
+		"HEADNAT_AWS_SSM_ENDPOINT="+APIURL(),
+		"HEADNAT_AWS_CLOUDWATCH_ENDPOINT="+APIURL(),
+		"HEADNAT_AWS_IMDS_ENDPOINT=http://"+IMDSAddr,
+		"HEADNAT_AWS_REGION="+Region,
+		"HEADNAT_FAILBACK_AFTER="+l.opts.FailbackAfter.String(),
+		"HEADNAT_EGRESS_TARGETS="+EchoURL(),
+		"HEADNAT_STATE_PATH="+l.AgentStatePath(s.Name),
+		"HEADNAT_CONTROL_SOCKET="+l.ControlSocket(s.Name),
 		fmt.Sprintf("HEADNAT_LISTEN=:%d", AgentPort),
 		fmt.Sprintf("HEADNAT_PEER_PORT=%d", AgentPort),
-	}
+	)
 	env = append(env, l.tailnetEnv(s)...)
 	env = append(env, l.opts.AgentEnv...)
 	return append(env, extra...)

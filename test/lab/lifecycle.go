@@ -33,6 +33,9 @@ func (l *Lab) Launch(ctx context.Context, az string) (*Site, error) {
 type LaunchOptions struct {
 	BreakEgress bool     // the NAT's egress is broken (BreakEgress) before its agent starts
 	AgentEnv    []string // added to the agent's environment (see StartAgent)
+	// NoAgent leaves the agent to the caller, e.g. an image of the AMI booted in the NAT's
+	// namespace (test/ami).
+	NoAgent bool
 }
 
 // LaunchWith is Launch with options.
@@ -60,7 +63,7 @@ func (l *Lab) LaunchWith(ctx context.Context, az string, o LaunchOptions) (*Site
 			return s, fmt.Errorf("launch nat-%s: %w", s.Name, err)
 		}
 	}
-	if l.opts.NoAgents {
+	if l.opts.NoAgents || o.NoAgent {
 		return s, nil
 	}
 	if err := l.StartAgent(s.Name, o.AgentEnv...); err != nil {
