@@ -10,7 +10,7 @@ export CHECKPOINT_DISABLE := 1
 
 # Debian packages the tests and the lab need (command:package).
 DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 socat:socat \
-	curl:curl ping:iputils-ping sysctl:procps ss:iproute2 \
+	curl:curl ping:iputils-ping sysctl:procps ss:iproute2 ssh:openssh-client \
 	debootstrap:debootstrap zstd:zstd shellcheck:shellcheck qemu-aarch64-static:qemu-user-static \
 	systemd-nspawn:systemd-container nsenter:util-linux
 

@@ -191,6 +191,7 @@ func New(ctx context.Context, cfg config.Config, d Deps, o Options) (*Agent, err
 			Hostname:   tailnet.Hostname(res.Identity.AZ, res.Identity.InstanceID),
 			Tags:       cfg.Tailnet.Tags,
 			Routes:     append(slices.Clone(res.Spec.VPCCIDRs), cfg.Tailnet.ExtraRoutes...),
+			SSH:        cfg.Tailnet.SSH,
 			AuthKey:    d.TailnetAuthKey,
 		}
 		if d.TailnetPeers == nil {

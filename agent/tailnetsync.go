@@ -81,7 +81,7 @@ func (a *Agent) tailnetStatus() *api.Tailnet {
 	st, withdrawn := a.tnState, a.tnWithdrawn
 	a.tnMu.Unlock()
 	out := &api.Tailnet{Backend: st.Backend, IP: validIP(st.IP), Hostname: st.Hostname, Approved: st.Approved,
-		Degraded: st.Degraded, Error: st.Error, Withdrawn: withdrawn}
+		Degraded: st.Degraded, Error: st.Error, Withdrawn: withdrawn, SSH: st.SSH}
 	if out.Backend == "" {
 		out.Backend = "unknown"
 		if a.cfg.DryRun {

@@ -20,7 +20,7 @@ var vpcCIDR = netip.MustParsePrefix("198.18.0.0/16")
 
 // newRouterAgent builds NAT name's agent with a real tailnet.Router over a fake tailscaled that
 // accepts testAuthKey and approves the VPC CIDR.
-func (w *world) newRouterAgent(name string) (*agentOf, *tailnet.FakeLocalClient) {
+func (w *world) newRouterAgent(name string, mods ...func(*config.Config)) (*agentOf, *tailnet.FakeLocalClient) {
 	w.t.Helper()
 	lc := tailnet.NewFakeLocalClient()
 	lc.ValidKeys[testAuthKey] = []string{"tag:nat"}
@@ -29,6 +29,9 @@ func (w *world) newRouterAgent(name string) (*agentOf, *tailnet.FakeLocalClient)
 	a, err := w.buildWith(name, func(c *config.Config) {
 		c.Tailnet.LoginServer = "http://127.0.0.1:18080"
 		c.Tailnet.AuthKeyFile = "/unused"
+		for _, m := range mods {
+			m(c)
+		}
 	}, Options{}, false, func(d *Deps) {
 		r := tailnet.New(lc, d.Log)
 		r.LoginWait, r.LoginRetry = 300*time.Millisecond, 100*time.Millisecond
@@ -63,20 +66,21 @@ func TestTailnetJoinsAndReports(t *testing.T) {
 		want := "nat-" + w.nats["a"].az + "-" + w.nats["a"].id
 		// The tags come from the pre-auth key, as headscale gives them.
 		if f.Prefs.Hostname != want || !slices.Equal(f.Prefs.AdvertiseRoutes, []netip.Prefix{vpcCIDR}) || f.Prefs.CorpDNS ||
-			!slices.Equal(f.Tags, []string{"tag:nat"}) {
-			t.Errorf("prefs: hostname %q routes %v node tags %v accept-dns %v; want %q [%s] [tag:nat] false",
-				f.Prefs.Hostname, f.Prefs.AdvertiseRoutes, f.Tags, f.Prefs.CorpDNS, want, vpcCIDR)
+			!slices.Equal(f.Tags, []string{"tag:nat"}) || !f.Prefs.RunSSH {
+			t.Errorf("prefs: hostname %q routes %v node tags %v accept-dns %v ssh %v; want %q [%s] [tag:nat] false true",
+				f.Prefs.Hostname, f.Prefs.AdvertiseRoutes, f.Tags, f.Prefs.CorpDNS, f.Prefs.RunSSH, want, vpcCIDR)
 		}
-		// An operator (or a stray `tailscale set`) changes the routes and turns DNS on.
+		// An operator (or a stray `tailscale set`) changes the routes, turns DNS on and SSH off.
 		f.Prefs.AdvertiseRoutes = nil
 		f.Prefs.CorpDNS = true
+		f.Prefs.RunSSH = false
 	})
 	if !w.drive(a, 10*time.Second, func() bool {
 		var ok bool
 		lc.Do(func(f *tailnet.FakeLocalClient) {
-			ok = slices.Equal(f.Prefs.AdvertiseRoutes, []netip.Prefix{vpcCIDR}) && !f.Prefs.CorpDNS
+			ok = slices.Equal(f.Prefs.AdvertiseRoutes, []netip.Prefix{vpcCIDR}) && !f.Prefs.CorpDNS && f.Prefs.RunSSH
 		})
-		return ok
+		return ok && a.healthz().Tailnet.SSH
 	}) {
 		t.Fatal("drifted prefs not re-asserted")
 	}
@@ -92,6 +96,34 @@ func TestTailnetJoinsAndReports(t *testing.T) {
 	}
 	if c := a.status().Config; !c.TailnetEnabled || c.HeadscaleURL != "http://127.0.0.1:18080" {
 		t.Errorf("config summary %+v", c)
+	}
+	cancel()
+	if err := w.waitRun(a, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tailnet.ssh: false turns tailscaled's SSH server off, and keeps it off.
+func TestTailnetSSHOff(t *testing.T) {
+	w := newWorld(t, "a", "b")
+	a, lc := w.newRouterAgent("a", func(c *config.Config) { c.Tailnet.SSH = false })
+	lc.Prefs.RunSSH = true // left on by hand before the agent started
+	a.peers.Answer(w.nats["b"].id, w.healthyAnswer("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := runAgent(ctx, a)
+	sshOff := func() bool {
+		var on bool
+		lc.Do(func(f *tailnet.FakeLocalClient) { on = f.Prefs.RunSSH })
+		tn := a.healthz().Tailnet
+		return a.tailnetUp() && !on && tn != nil && !tn.SSH && !tn.Degraded
+	}
+	if !w.drive(a, 10*time.Second, sshOff) {
+		t.Fatalf("SSH not turned off: %+v", a.healthz().Tailnet)
+	}
+	lc.Do(func(f *tailnet.FakeLocalClient) { f.Prefs.RunSSH = true })
+	if !w.drive(a, 10*time.Second, sshOff) {
+		t.Fatalf("SSH turned on by hand not turned off again: %+v", a.healthz().Tailnet)
 	}
 	cancel()
 	if err := w.waitRun(a, done); err != nil {

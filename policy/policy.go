@@ -1,5 +1,6 @@
 // Package policy renders headnat's headscale ACL policy (policy v2, HuJSON): admins reach the VPC and the NAT agents' port, NAT instances reach each other's
-// agent port, the NAT instances' routes are auto-approved, and nothing else is open.
+// agent port, admins may SSH to the NAT instances as root (tailscale SSH, unless NoSSH), the
+// NAT instances' routes are auto-approved, and nothing else is open.
 //
 // One rule per route (route -> route:agent port) is inert on the data plane: traffic inside
 // the VPC never crosses the tailnet. headscale v0.29 sends a subnet router only the filter
@@ -39,12 +40,19 @@ type Params struct {
 	VPCCIDRs    []netip.Prefix
 	ExtraRoutes []netip.Prefix
 	AgentPort   int // default 7070
+	// NoSSH leaves out the admins' tailscale SSH to the NAT instances (as root, action
+	// accept: headscale's "check" needs a browser login) and its port 22 rule.
+	NoSSH bool
 }
+
+// SSHUser is the one local user admins may SSH to a NAT instance as.
+const SSHUser = "root"
 
 // view is what render writes.
 type view struct {
 	AdminGroup, NATTag, AgentDst string
 	AgentPort                    int
+	SSH                          bool
 	Admins, TagOwners, RouteDsts []string
 	Routes                       []string
 }
@@ -61,6 +69,7 @@ func Render(p Params) ([]byte, error) {
 		NATTag:     p.NATTag,
 		AgentDst:   fmt.Sprintf("%s:%d", p.NATTag, p.AgentPort),
 		AgentPort:  p.AgentPort,
+		SSH:        !p.NoSSH,
 		Admins:     append([]string{}, p.Admins...),
 		TagOwners:  p.TagOwners,
 	}

@@ -31,6 +31,12 @@ type rendered struct {
 	AutoApprovers struct {
 		Routes map[string][]string `json:"routes"`
 	} `json:"autoApprovers"`
+	SSH []struct {
+		Action string   `json:"action"`
+		Src    []string `json:"src"`
+		Dst    []string `json:"dst"`
+		Users  []string `json:"users"`
+	} `json:"ssh"`
 }
 
 func mustParse(t *testing.T, b []byte) rendered {
@@ -71,6 +77,7 @@ func TestRenderDefaults(t *testing.T) {
 		{{"group:admins"}, {"198.18.0.0/16:*"}},
 		{{"group:admins"}, {"tag:nat:7070"}},
 		{{"tag:nat"}, {"tag:nat:7070"}},
+		{{"group:admins"}, {"tag:nat:22"}},
 		{{"198.18.0.0/16"}, {"198.18.0.0/16:7070"}},
 	}
 	if len(r.ACLs) != len(want) {
@@ -80,6 +87,45 @@ func TestRenderDefaults(t *testing.T) {
 		if a.Action != "accept" || !reflect.DeepEqual(a.Src, want[i][0]) || !reflect.DeepEqual(a.Dst, want[i][1]) {
 			t.Errorf("acl %d = %+v, want src %v dst %v", i, a, want[i][0], want[i][1])
 		}
+	}
+	if len(r.SSH) != 1 {
+		t.Fatalf("ssh = %+v, want one rule", r.SSH)
+	}
+	if s := r.SSH[0]; s.Action != "accept" || !reflect.DeepEqual(s.Src, []string{"group:admins"}) ||
+		!reflect.DeepEqual(s.Dst, []string{"tag:nat"}) || !reflect.DeepEqual(s.Users, []string{"root"}) {
+		t.Errorf("ssh rule = %+v, want accept group:admins -> tag:nat as root", s)
+	}
+}
+
+// TestRenderNoSSH: NoSSH leaves out the ssh section and the port 22 rule, and nothing else.
+func TestRenderNoSSH(t *testing.T) {
+	p := Params{Admins: []string{"alice@"}, VPCCIDRs: pfx("198.18.0.0/16")}
+	with, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.NoSSH = true
+	b, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w := mustParse(t, b), mustParse(t, with)
+	if r.SSH != nil || strings.Contains(string(b), `"ssh"`) || strings.Contains(string(b), ":22") {
+		t.Errorf("NoSSH policy still has SSH:\n%s", b)
+	}
+	// The same rules but the port 22 one.
+	var kept []string
+	for _, a := range w.ACLs {
+		if !reflect.DeepEqual(a.Dst, []string{"tag:nat:22"}) {
+			kept = append(kept, strings.Join(a.Src, ",")+" -> "+strings.Join(a.Dst, ","))
+		}
+	}
+	var got []string
+	for _, a := range r.ACLs {
+		got = append(got, strings.Join(a.Src, ",")+" -> "+strings.Join(a.Dst, ","))
+	}
+	if len(w.ACLs) != len(r.ACLs)+1 || !reflect.DeepEqual(got, kept) {
+		t.Errorf("acls with NoSSH = %v, want %v", got, kept)
 	}
 }
 
@@ -117,11 +163,17 @@ func TestRenderCustom(t *testing.T) {
 	if got := r.ACLs[2].Dst; !reflect.DeepEqual(got, []string{"tag:router:9100"}) {
 		t.Errorf("nat dst = %v", got)
 	}
-	if len(r.ACLs) != 3+len(wantRoutes) {
+	if a := r.ACLs[3]; !reflect.DeepEqual(a.Src, []string{"group:ops"}) || !reflect.DeepEqual(a.Dst, []string{"tag:router:22"}) {
+		t.Errorf("ssh port rule = %+v, want group:ops -> tag:router:22", a)
+	}
+	if len(r.SSH) != 1 || !reflect.DeepEqual(r.SSH[0].Src, []string{"group:ops"}) || !reflect.DeepEqual(r.SSH[0].Dst, []string{"tag:router"}) {
+		t.Errorf("ssh = %+v, want group:ops -> tag:router", r.SSH)
+	}
+	if len(r.ACLs) != 4+len(wantRoutes) {
 		t.Fatalf("acls = %+v", r.ACLs)
 	}
 	for i, w := range wantRoutes {
-		a := r.ACLs[3+i]
+		a := r.ACLs[4+i]
 		if !reflect.DeepEqual(a.Src, []string{w}) || !reflect.DeepEqual(a.Dst, []string{w + ":9100"}) {
 			t.Errorf("route rule %d = %+v, want %s -> %s:9100", i, a, w, w)
 		}
@@ -154,6 +206,16 @@ func TestNothingElseOpen(t *testing.T) {
 			if strings.HasPrefix(d, "*") || strings.HasPrefix(d, "autogroup:") {
 				t.Errorf("unexpected destination %q", d)
 			}
+			// Port 22 of the NATs: admins only.
+			if strings.HasSuffix(d, ":22") && !reflect.DeepEqual(a.Src, []string{"group:admins"}) {
+				t.Errorf("rule %+v opens SSH to more than the admins", a)
+			}
+		}
+	}
+	for _, s := range mustParse(t, b).SSH {
+		if s.Action != "accept" || !reflect.DeepEqual(s.Src, []string{"group:admins"}) ||
+			!reflect.DeepEqual(s.Dst, []string{"tag:nat"}) || !reflect.DeepEqual(s.Users, []string{"root"}) {
+			t.Errorf("ssh rule %+v: want admins to tag:nat as root only", s)
 		}
 	}
 }

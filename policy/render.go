@@ -36,7 +36,13 @@ func render(v view) string {
 		// Admins reach the NAT agents' port (/healthz, /status, /metrics) over the tailnet.
 		{"action": "accept", "src": [` + q(v.AdminGroup) + `], "dst": [` + q(v.AgentDst) + `]},
 		// The NAT agents probe each other over the tailnet.
-		{"action": "accept", "src": [` + q(v.NATTag) + `], "dst": [` + q(v.AgentDst) + `]},
+		{"action": "accept", "src": [` + q(v.NATTag) + `], "dst": [` + q(v.AgentDst) + `]},`)
+	if v.SSH {
+		b.WriteString(`
+		// Admins reach the NAT instances' tailscale SSH (see "ssh" below), nobody else.
+		{"action": "accept", "src": [` + q(v.AdminGroup) + `], "dst": [` + q(v.NATTag+":22") + `]},`)
+	}
+	b.WriteString(`
 		// One rule per route, inert on the data plane (traffic within a VPC route never crosses
 		// the tailnet). headscale sends a router only the rules that touch its approved routes,
 		// so these put every approved route into the NAT's packet filter, admins or not: that
@@ -58,6 +64,15 @@ func render(v view) string {
 		}
 		b.WriteString("\n\t\t\t" + q(r) + ": [" + q(v.NATTag) + "]")
 	}
-	b.WriteString("\n\t\t}\n\t}\n}\n")
+	b.WriteString("\n\t\t}\n\t}")
+	if v.SSH {
+		b.WriteString(`,
+	"ssh": [
+		// Admins get a shell on the NAT instances as root, with no key (tailscale SSH, which
+		// the agent turns on with tailnet.ssh). No other user, and nobody else.
+		{"action": "accept", "src": [` + q(v.AdminGroup) + `], "dst": [` + q(v.NATTag) + `], "users": [` + q(SSHUser) + `]}
+	]`)
+	}
+	b.WriteString("\n}\n")
 	return b.String()
 }

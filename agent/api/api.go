@@ -68,6 +68,7 @@ type Tailnet struct {
 	Degraded   bool     `json:"degraded"`
 	Error      string   `json:"error,omitempty"`     // why degraded
 	Withdrawn  bool     `json:"withdrawn,omitempty"` // routes withdrawn for a drain
+	SSH        bool     `json:"ssh"`                 // tailscaled runs its SSH server (tailnet.ssh)
 }
 
 // Lifecycle stages (Healthz.Lifecycle).

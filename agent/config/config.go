@@ -165,6 +165,9 @@ type Tailnet struct {
 	// NAT instances reach each other over the tailnet by public addresses or DERP, a path a
 	// VPC partition does not cut (the second health path).
 	AllowVPCDirect bool `yaml:"allow_vpc_direct"`
+	// SSH runs tailscaled's SSH server (its RunSSH pref), kept on like the routes; who may
+	// log in, as which user, is headscale's policy (package policy: the admins, as root).
+	SSH bool `yaml:"ssh"`
 }
 
 // Enabled reports whether a tailnet is configured.
@@ -239,6 +242,7 @@ func Default() Config {
 			Tags:      []string{"tag:nat"},
 			CIDR:      netip.MustParsePrefix("100.64.0.0/10"),
 			UDPPort:   api.DefaultTailnetUDPPort,
+			SSH:       true,
 		},
 	}
 }
@@ -397,6 +401,7 @@ func Keys() []Key {
 		cidrs("tailnet.extra_routes", "routes to advertise besides the VPC CIDRs", func(c *Config) *[]netip.Prefix { return &c.Tailnet.ExtraRoutes }),
 		num("tailnet.udp_port", "tailscaled's fixed UDP port (its --port)", func(c *Config) *int { return &c.Tailnet.UDPPort }),
 		boolean("tailnet.allow_vpc_direct", "let tailscaled reach other nodes over VPC-private addresses (then a VPC partition also cuts the tailnet health path)", func(c *Config) *bool { return &c.Tailnet.AllowVPCDirect }),
+		boolean("tailnet.ssh", "run tailscaled's SSH server (tailscale SSH as headscale's policy allows: the admins, as root); false turns it off", func(c *Config) *bool { return &c.Tailnet.SSH }),
 		prefix("tailnet.cidr", "the tailnet's address range (forwarded to the VPC, admitted to the agent's port)", func(c *Config) *netip.Prefix { return &c.Tailnet.CIDR }),
 		str("lifecycle.group", "Auto Scaling group (default: the instance's aws:autoscaling:groupName tag)", func(c *Config) *string { return &c.Lifecycle.Group }),
 		str("lifecycle.launch_hook", "launch lifecycle hook to complete once ready (default: the group's only launching hook)", func(c *Config) *string { return &c.Lifecycle.LaunchHook }),

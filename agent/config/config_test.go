@@ -75,6 +75,8 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		{"tailnet tag", "tailnet: {login_server: 'http://203.0.113.5', auth_key_file: /k, tags: [nat]}\n", nil, `"nat" is not a tag`},
 		{"tailnet cidr", "", []string{"HEADNAT_TAILNET_LOGIN_SERVER=http://203.0.113.5", "HEADNAT_TAILNET_AUTH_KEY_FILE=/k", "HEADNAT_TAILNET_CIDR=100.64.0.1/10"}, "host bits"},
 		{"tailnet route", "tailnet: {extra_routes: [198.19.0.1/16]}\n", nil, "host bits"},
+		{"tailnet ssh yaml", "tailnet: {ssh: maybe}\n", nil, "cannot unmarshal"},
+		{"tailnet ssh env", "", []string{"HEADNAT_TAILNET_SSH=maybe"}, `HEADNAT_TAILNET_SSH: not a boolean: "maybe"`},
 		{"cloudwatch reserved namespace", "cloudwatch: {namespace: AWS/NATGateway}\n", nil, "cloudwatch.namespace: \"AWS/NATGateway\": namespaces starting with AWS/ are reserved"},
 		{"cloudwatch namespace colon", "", []string{"HEADNAT_CLOUDWATCH_NAMESPACE=:x"}, "must not start with"},
 		{"cloudwatch namespace control", "cloudwatch: {namespace: \"a\\tb\"}\n", nil, "only printable ASCII"},
@@ -97,6 +99,23 @@ func TestBadInputIsOneClearError(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// tailnet.ssh is on by default and off with false, from YAML or the environment.
+func TestTailnetSSH(t *testing.T) {
+	if !Default().Tailnet.SSH {
+		t.Fatal("tailnet.ssh is off by default")
+	}
+	cfg := Default()
+	if err := Parse(strings.NewReader("tailnet: {login_server: 'http://203.0.113.5', auth_key_file: /k, ssh: false}\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tailnet.SSH || cfg.Validate() != nil {
+		t.Errorf("ssh: false gave SSH %v (validate %v)", cfg.Tailnet.SSH, cfg.Validate())
+	}
+	if err := ApplyEnv(&cfg, []string{"HEADNAT_TAILNET_SSH=true"}); err != nil || !cfg.Tailnet.SSH {
+		t.Errorf("HEADNAT_TAILNET_SSH=true gave SSH %v, %v", cfg.Tailnet.SSH, err)
 	}
 }
 

@@ -31,6 +31,9 @@ type FakeLocalClient struct {
 	EchoKey     bool       // Start's error echoes the auth key (as a careless backend might)
 	StartErr    error      // Start fails with this
 	IP          netip.Addr // address a login assigns; default 100.64.0.1
+	// SSHRefused, if set, is the error tailscaled gives for prefs with RunSSH on (as one built
+	// without SSH or run with TS_DISABLE_SSH_SERVER does); the whole edit is refused.
+	SSHRefused string
 
 	// State, as tailscaled would hold it.
 	LoginErr string // the last login error, shown in the health warnings
@@ -132,6 +135,11 @@ func (f *FakeLocalClient) EditPrefs(ctx context.Context, mp *ipn.MaskedPrefs) (*
 	if f.Down {
 		return nil, errFakeDown
 	}
+	next := f.Prefs.Clone()
+	next.ApplyEdits(mp)
+	if next.RunSSH && f.SSHRefused != "" {
+		return nil, errors.New(f.SSHRefused)
+	}
 	f.Edits = append(f.Edits, *mp)
 	f.Prefs.ApplyEdits(mp)
 	f.settle()
@@ -150,6 +158,9 @@ func (f *FakeLocalClient) Start(ctx context.Context, o ipn.Options) error {
 	}
 	if f.StartErr != nil {
 		return f.StartErr
+	}
+	if o.UpdatePrefs != nil && o.UpdatePrefs.RunSSH && f.SSHRefused != "" {
+		return errors.New(f.SSHRefused)
 	}
 	if o.UpdatePrefs != nil {
 		persist := f.Prefs.Persist

@@ -148,6 +148,7 @@ func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 				return State{Backend: BackendUnreachable}, fmt.Errorf("tailnet: status: %w", err)
 			}
 		}
+		prefs, sshErr := r.setSSH(ctx, prefs, d.SSH)
 		st := stateOf(status, prefs, r.rules(ctx, status, prefs))
 		if mismatch := tagMismatch(st.Tags, d.Tags); len(d.Tags) > 0 && mismatch != "" {
 			if r.tagsRelog == mismatch {
@@ -167,7 +168,7 @@ func (r *Router) set(ctx context.Context, d Desired) (State, error) {
 		case st.Backend == ipn.Running.String() && !st.Connected:
 			return st, errors.New("tailnet: not connected to headscale (control)")
 		}
-		return st, nil
+		return st, sshErr
 	}
 	st, _ := r.read(ctx)
 	return st, fmt.Errorf("tailnet: tailscaled still needs a login after logging in (backend %s)", st.Backend)
@@ -324,6 +325,28 @@ func apply(p *ipn.Prefs, d Desired) {
 	p.NetfilterMode = preftype.NetfilterOff
 }
 
+// setSSH turns tailscaled's SSH server (RunSSH) on or off if it differs from on, in an edit
+// of its own: tailscaled may refuse RunSSH (built without SSH, TS_DISABLE_SSH_SERVER), and that
+// must not keep the routes from being set. It returns the prefs after the edit.
+func (r *Router) setSSH(ctx context.Context, p *ipn.Prefs, on bool) (*ipn.Prefs, error) {
+	if p.RunSSH == on {
+		return p, nil
+	}
+	edited, err := r.lc.EditPrefs(ctx, &ipn.MaskedPrefs{Prefs: ipn.Prefs{RunSSH: on}, RunSSHSet: true})
+	if err != nil {
+		return p, fmt.Errorf("tailnet: turn SSH server %s: %w", onOff(on), err)
+	}
+	r.log.Info("tailnet: SSH server turned "+onOff(on), "was", onOff(p.RunSSH))
+	return edited, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // drift returns the edit that brings p to d and the names of what it changes.
 func drift(p *ipn.Prefs, d Desired) (*ipn.MaskedPrefs, []string) {
 	mp := &ipn.MaskedPrefs{}
@@ -350,6 +373,7 @@ func drift(p *ipn.Prefs, d Desired) (*ipn.MaskedPrefs, []string) {
 		mp.WantRunningSet = true
 		what = append(what, "want-running")
 	}
+
 	if p.NetfilterMode != preftype.NetfilterOff {
 		mp.NetfilterModeSet = true
 		what = append(what, "netfilter-mode")
@@ -380,6 +404,7 @@ func stateOf(st *ipnstate.Status, p *ipn.Prefs, rules []tailcfg.FilterRule) Stat
 	if p != nil {
 		s.Hostname = p.Hostname
 		s.Advertised = normRoutes(p.AdvertiseRoutes)
+		s.SSH = p.RunSSH
 	}
 	if self := st.Self; self != nil {
 		s.Connected = self.Online

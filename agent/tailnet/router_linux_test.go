@@ -61,6 +61,7 @@ func newNAT(t *testing.T, tn *tailnetlab.Tailnet, az, id string, key func() stri
 		Hostname:   Hostname("us-east-1"+az, id),
 		Tags:       []string{"tag:nat"},
 		Routes:     []netip.Prefix{vpc},
+		SSH:        true,
 		AuthKey: func(context.Context) (string, error) {
 			n.keyN++
 			return key(), nil
@@ -131,7 +132,7 @@ func TestRealHeadscale(t *testing.T) {
 			t.Fatalf("%s: Set: %v\nlog:\n%s", n.id, err, n.logs)
 		}
 		t.Logf("%s logged in in %s: %+v", n.id, time.Since(t0).Round(time.Millisecond), st)
-		if st.Backend != "Running" || !st.IP.Is4() || st.Hostname != n.desired.Hostname || n.keyN != 1 {
+		if st.Backend != "Running" || !st.IP.Is4() || st.Hostname != n.desired.Hostname || n.keyN != 1 || !st.SSH {
 			t.Errorf("%s: state %+v, key read %d times", n.id, st, n.keyN)
 		}
 	}
@@ -179,12 +180,15 @@ func TestRealHeadscale(t *testing.T) {
 	}
 
 	// Drift made with the tailscale CLI is re-asserted by the next Set.
-	if _, err := standby.TS.CLI(ctx, "set", "--hostname=drifted", "--advertise-routes=", "--accept-dns=true"); err != nil {
+	if _, err := standby.TS.CLI(ctx, "set", "--hostname=drifted", "--advertise-routes=", "--accept-dns=true", "--ssh=false"); err != nil {
 		t.Fatal(err)
 	}
 	st, err = standby.set(t, 20*time.Second)
-	if err != nil || st.Hostname != standby.desired.Hostname || !slices.Equal(st.Advertised, []netip.Prefix{vpc}) {
+	if err != nil || st.Hostname != standby.desired.Hostname || !slices.Equal(st.Advertised, []netip.Prefix{vpc}) || !st.SSH {
 		t.Errorf("after drift: %+v %v", st, err)
+	}
+	if out, err := standby.TS.CLI(ctx, "debug", "prefs"); err != nil || !strings.Contains(out, `"RunSSH": true`) {
+		t.Errorf("tailscaled's prefs after the SSH drift: %v\n%s", err, out)
 	}
 	if !strings.Contains(standby.logs.String(), "changed=hostname,routes,accept-dns") || standby.keyN != keyN {
 		t.Errorf("drift not re-asserted in one edit, or the key was read:\n%s", standby.logs)

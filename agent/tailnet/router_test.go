@@ -93,6 +93,7 @@ func newEnv(t *testing.T) *env {
 		Tags:       []string{"tag:nat"},
 		// Unsorted, with a duplicate and host bits: Set normalises.
 		Routes: []netip.Prefix{extra, vpc, netip.MustParsePrefix("198.18.1.1/16")},
+		SSH:    true,
 		AuthKey: func(context.Context) (string, error) {
 			e.keyN++
 			return testKey, e.keyErr
@@ -146,8 +147,8 @@ func TestFirstSetLogsInThenWritesNothing(t *testing.T) {
 	}
 	p := e.fake.Prefs
 	if p.CorpDNS || p.RouteAll || !p.WantRunning || p.LoggedOut || len(p.AdvertiseTags) != 0 || p.ControlURL != e.desired.ControlURL ||
-		p.NetfilterMode != preftype.NetfilterOff {
-		t.Errorf("prefs after login: %+v", p)
+		p.NetfilterMode != preftype.NetfilterOff || !p.RunSSH || !st.SSH {
+		t.Errorf("prefs after login: %+v (state ssh %v)", p, st.SSH)
 	}
 	if e.keyN != 1 || e.fake.Logins != 1 {
 		t.Errorf("key read %d times, %d logins; want 1 and 1", e.keyN, e.fake.Logins)
@@ -184,8 +185,11 @@ func TestDrift(t *testing.T) {
 		{"netfilter", func(p *ipn.Prefs) { p.NetfilterMode = preftype.NetfilterOn }, func(m *ipn.MaskedPrefs) bool {
 			return m.NetfilterModeSet && m.NetfilterMode == preftype.NetfilterOff
 		}},
+		{"ssh off by hand", func(p *ipn.Prefs) { p.RunSSH = false }, func(m *ipn.MaskedPrefs) bool {
+			return m.RunSSHSet && m.RunSSH && !m.AdvertiseRoutesSet && !m.HostnameSet
+		}},
 		{"all", func(p *ipn.Prefs) { p.Hostname, p.CorpDNS, p.AdvertiseRoutes = "x", true, nil }, func(m *ipn.MaskedPrefs) bool {
-			return m.HostnameSet && m.CorpDNSSet && m.AdvertiseRoutesSet && !m.RouteAllSet && !m.WantRunningSet
+			return m.HostnameSet && m.CorpDNSSet && m.AdvertiseRoutesSet && !m.RouteAllSet && !m.WantRunningSet && !m.RunSSHSet
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +211,7 @@ func TestDrift(t *testing.T) {
 			if e.keyN != keys {
 				t.Error("a pref drift read the auth key")
 			}
-			if st.Hostname != before.Hostname || !slices.Equal(st.Advertised, before.Advertised) || st.Backend != "Running" {
+			if st.Hostname != before.Hostname || !slices.Equal(st.Advertised, before.Advertised) || st.Backend != "Running" || !st.SSH || !e.fake.Prefs.RunSSH {
 				t.Errorf("after re-assertion %+v, before %+v", st, before)
 			}
 			writes = e.fake.Writes
@@ -217,6 +221,60 @@ func TestDrift(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With SSH off, the Router turns tailscaled's SSH server off and keeps it off.
+func TestSSHOffIsKeptOff(t *testing.T) {
+	e := newEnv(t)
+	e.desired.SSH = false
+	e.fake.Prefs.RunSSH = true // as left by `tailscale up --ssh`
+	st := e.mustSet(t)
+	if e.fake.Prefs.RunSSH || st.SSH {
+		t.Fatalf("RunSSH %v, state ssh %v after Set with SSH off", e.fake.Prefs.RunSSH, st.SSH)
+	}
+	e.fake.Do(func(f *FakeLocalClient) { f.Prefs.RunSSH, f.Edits = true, nil }) // `tailscale set --ssh` by hand
+	writes := e.fake.Writes
+	st = e.mustSet(t)
+	if e.fake.Writes-writes != 1 || len(e.fake.Edits) != 1 || !e.fake.Edits[0].RunSSHSet || e.fake.Edits[0].RunSSH {
+		t.Fatalf("%d writes, edits %+v; want one edit turning RunSSH off", e.fake.Writes-writes, e.fake.Edits)
+	}
+	if e.fake.Prefs.RunSSH || st.SSH || st.Degraded {
+		t.Errorf("RunSSH %v, state %+v", e.fake.Prefs.RunSSH, st)
+	}
+	if e.logs.count("tailnet: SSH server turned off") != 2 {
+		t.Errorf("log:\n%s", e.logs.text())
+	}
+}
+
+// tailscaled refusing RunSSH degrades the tailnet state with a clear error, but the node is
+// still logged in once and advertises its approved routes; once tailscaled accepts it, SSH
+// is on and the state recovers, without another login.
+func TestSSHRefusedKeepsRoutes(t *testing.T) {
+	e := newEnv(t)
+	const refusal = "The Tailscale SSH server is disabled (TS_DISABLE_SSH_SERVER)"
+	e.fake.SSHRefused = refusal
+	st, err := e.set(t)
+	if err == nil || !strings.Contains(err.Error(), "turn SSH server on") || !strings.Contains(err.Error(), refusal) {
+		t.Fatalf("err = %v, want the refusal of SSH", err)
+	}
+	if !st.Degraded || st.Error != err.Error() || st.SSH || st.Backend != "Running" || !st.Approved ||
+		!slices.Equal(st.Advertised, []netip.Prefix{vpc, extra}) {
+		t.Fatalf("state %+v, want running, routes approved, degraded by SSH", st)
+	}
+	for range 2 {
+		if _, err := e.set(t); err == nil {
+			t.Fatal("Set succeeded while tailscaled refuses SSH")
+		}
+	}
+	if e.fake.Logins != 1 || e.keyN != 1 {
+		t.Errorf("%d logins, key read %d times; want 1 and 1", e.fake.Logins, e.keyN)
+	}
+	e.fake.Do(func(f *FakeLocalClient) { f.SSHRefused = "" })
+	st = e.mustSet(t)
+	if !st.SSH || !e.fake.Prefs.RunSSH || st.Degraded || e.fake.Logins != 1 {
+		t.Errorf("after tailscaled accepts SSH: state %+v, RunSSH %v, %d logins", st, e.fake.Prefs.RunSSH, e.fake.Logins)
+	}
+	e.assertNoKey(t, st, err)
 }
 
 func TestLoginCases(t *testing.T) {

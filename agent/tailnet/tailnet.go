@@ -35,12 +35,14 @@ func NewLocalClient(socket string) LocalClient {
 }
 
 // Desired is what tailscaled should be: logged in to ControlURL as Hostname, carrying Tags,
-// advertising Routes, with tailnet DNS off and running.
+// advertising Routes, running its SSH server if SSH, with tailnet DNS off and running.
 type Desired struct {
 	ControlURL string
 	Hostname   string         // see Hostname
 	Tags       []string       // the tags the node must carry (from its key); empty: not checked
 	Routes     []netip.Prefix // VPC CIDRs and extra routes; Set sorts and dedupes them
+	// SSH is tailscaled's RunSSH pref: tailscale SSH for whom headscale's policy lets in.
+	SSH bool
 	// AuthKey returns the pre-auth key. It is called only when a login is needed, never on a
 	// Set that finds tailscaled logged in.
 	AuthKey func(context.Context) (string, error)
@@ -67,6 +69,8 @@ type State struct {
 	// Self.PrimaryRoutes goes stale and is not used; the peers' routes are kept current.
 	Primary []netip.Prefix `json:"primary,omitempty"`
 	Standby []netip.Prefix `json:"standby,omitempty"`
+	// SSH: tailscaled runs its SSH server (RunSSH).
+	SSH bool `json:"ssh"`
 	// Connected: tailscaled holds a session with headscale (its map poll is up).
 	Connected bool `json:"connected"`
 	// Degraded: the last Set could not bring tailscaled to the desired state; Error says why.

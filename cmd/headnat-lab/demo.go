@@ -374,6 +374,9 @@ func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer, failbackAfter ti
 	}
 	out.say("admin (%s, namespace admin, outside the VPC): curl %s -> host-%s's service saw %s, %s (a NAT masquerades what it forwards from the tailnet): admin -> tailnet -> nat-%s -> host-%s",
 		lab.AdminAddr, url, host.AZ, seen, natOf(l, seen), p.Name, host.AZ)
+	if err := sshDemo(ctx, l, out, p); err != nil {
+		return err
+	}
 
 	out.say(">>> killing nat-%s, the primary router: link down, agent dead; its tailscaled keeps running but reaches nothing, like a powered-off host's. The admin keeps curling %s (a request every %s, each cut after %s)",
 		p.Name, url, adminEvery, adminTimeout)
@@ -425,6 +428,31 @@ func tailnetDemo(ctx context.Context, l *lab.Lab, out *printer, failbackAfter ti
 	for _, m := range l.MovesSince(revived) {
 		out.say("route move: %s private-%s -> nat-%s, %s after the revive (failback_after=%s)", m.Action, m.TableAZ, m.TargetAZ, m.Time.Sub(revived).Round(time.Millisecond), failbackAfter)
 	}
+	return nil
+}
+
+// sshDemo runs one command on nat p as root with the OpenSSH client from the admin's
+// namespace, over the tailnet (tailscale SSH, no key). The first try may come before the NAT's
+// SSH host keys exist: up to 30 s of tries.
+func sshDemo(ctx context.Context, l *lab.Lab, out *printer, p *lab.Site) error {
+	ip, err := l.TailnetIP(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	const command = "ip -4 -br addr show dev eth0"
+	var got string
+	ok, perr := lab.Poll(ctx, 30*time.Second, time.Second, func() bool {
+		got, err = l.SSH(ctx, l.Admin.Name, ip, command, 15*time.Second)
+		return err == nil && strings.Contains(got, p.NATIP+"/")
+	})
+	if perr != nil {
+		return perr
+	}
+	if !ok {
+		return fmt.Errorf("the admin cannot ssh to nat-%s over the tailnet: %q, %v", p.Name, got, err)
+	}
+	out.say("admin: ssh root@%s '%s' -> %s (tailscale SSH on nat-%s: admins only, as root, no key)",
+		ip, command, strings.Join(strings.Fields(got), " "), p.Name)
 	return nil
 }
 

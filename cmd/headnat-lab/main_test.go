@@ -354,3 +354,18 @@ func agentOf(agents []lab.AgentView, nat string) lab.AgentView {
 	}
 	return lab.AgentView{}
 }
+
+// The status names a shell on a NAT over the tailnet (tailscale SSH from the admin's node).
+func TestStatusShowsSSHToANAT(t *testing.T) {
+	var b bytes.Buffer
+	lab.WriteStatus(&b, lab.Status{Name: "x", Tailnet: &lab.TailnetView{Headscale: lab.HeadscaleURL(), Primary: "b",
+		Nodes: []lab.TailnetNode{{Name: "a", IP: "100.64.0.2"}, {Name: "b", IP: "100.64.0.3"}, {Name: lab.AdminHostname, IP: "100.64.0.1"}}}})
+	if want := "a shell on nat-a: headnat-lab -name x exec admin -- ssh root@100.64.0.2"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	lab.WriteStatus(&b, lab.Status{Name: "x", Tailnet: &lab.TailnetView{Headscale: lab.HeadscaleURL(), Error: "connection refused"}})
+	if strings.Contains(b.String(), "ssh") {
+		t.Errorf("status without tailnet nodes names ssh:\n%s", b.String())
+	}
+}

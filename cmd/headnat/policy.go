@@ -39,8 +39,9 @@ func policyMain(_ context.Context, e *env, args []string) error {
 	fs.Var(&admins, "admin", "headscale user in the admins group, e.g. alice@ (repeatable)")
 	fs.StringVar(&p.NATTag, "nat-tag", policy.DefaultNATTag, "the NAT instances' tag")
 	fs.IntVar(&p.AgentPort, "agent-port", policy.DefaultAgentPort, "the agents' port")
+	fs.BoolVar(&p.NoSSH, "no-ssh", false, "no tailscale SSH for the admins to the NAT instances")
 	if err := fs.Parse(args); err != nil {
-		return usagef("%v (flags: --vpc-cidr CIDR --admin USER [--extra-route CIDR] [--nat-tag tag:NAME] [--agent-port N])", err)
+		return usagef("%v (flags: --vpc-cidr CIDR --admin USER [--extra-route CIDR] [--nat-tag tag:NAME] [--agent-port N] [--no-ssh])", err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())

@@ -17,4 +17,16 @@ func TestPolicyCommand(t *testing.T) {
 			t.Errorf("policy lacks %s:\n%s", want, stdout)
 		}
 	}
+	// Admins may SSH to the NATs as root by default; --no-ssh takes it out.
+	ssh := `{"action": "accept", "src": ["group:admins"], "dst": ["tag:nat"], "users": ["root"]}`
+	if !strings.Contains(stdout, ssh) {
+		t.Errorf("policy lacks the admins' SSH rule:\n%s", stdout)
+	}
+	code, stdout, stderr = run(t, "policy", "--vpc-cidr", "198.18.0.0/16", "--admin", "alice@", "--no-ssh")
+	if code != 0 {
+		t.Fatalf("--no-ssh: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, `"ssh"`) || strings.Contains(stdout, "tag:nat:22") {
+		t.Errorf("--no-ssh policy has SSH:\n%s", stdout)
+	}
 }

@@ -230,6 +230,9 @@ func tailnetLine(tn api.Tailnet) string {
 	}
 	out := fmt.Sprintf("tailnet: %s %s (%s), %s, advertising %s: %s, %s\n", tn.Backend, tn.Hostname, ip,
 		map[bool]string{true: "DEGRADED", false: "ok"}[tn.Degraded], strings.Join(tn.Advertised, ", "), approved, primary)
+	if tn.SSH {
+		out += "tailnet: tailscale SSH on (for whom headscale's policy allows)\n"
+	}
 	if tn.Withdrawn {
 		out += "tailnet: routes withdrawn (draining)\n"
 	}

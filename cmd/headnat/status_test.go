@@ -21,10 +21,10 @@ func TestPrintStatusShowsTailnet(t *testing.T) {
 	}{
 		{"no tailnet", nil, nil, []string{"tailnet:"}},
 		{"primary", &api.Tailnet{Backend: "Running", Hostname: "nat-us-east-1a-i-a", IP: "100.64.0.1",
-			Advertised: []string{"198.18.0.0/16"}, Approved: true, Primary: []string{"198.18.0.0/16"}},
-			[]string{"tailnet: Running nat-us-east-1a-i-a (100.64.0.1), ok", "routes approved", "PRIMARY router for 198.18.0.0/16"}, []string{"NOT approved"}},
+			Advertised: []string{"198.18.0.0/16"}, Approved: true, Primary: []string{"198.18.0.0/16"}, SSH: true},
+			[]string{"tailnet: Running nat-us-east-1a-i-a (100.64.0.1), ok", "routes approved", "PRIMARY router for 198.18.0.0/16", "tailscale SSH on"}, []string{"NOT approved"}},
 		{"standby, unapproved", &api.Tailnet{Backend: "Running", Advertised: []string{"198.18.0.0/16"}},
-			[]string{"routes NOT approved by headscale", "standby router"}, []string{"PRIMARY"}},
+			[]string{"routes NOT approved by headscale", "standby router"}, []string{"PRIMARY", "SSH"}},
 		{"degraded", &api.Tailnet{Backend: "NeedsLogin", Degraded: true, Error: "login failed: invalid key"},
 			[]string{"DEGRADED", "tailnet: login failed: invalid key", "no tailnet IP"}, nil},
 	}

@@ -307,6 +307,12 @@ func WriteStatus(w io.Writer, st Status) {
 		if len(st.Hosts) > 0 {
 			fmt.Fprintf(w, "  e.g. %s admin curl http://%s/   (the service answers with the address it sees)\n", labCmd(st.Name), st.Hosts[0].IP)
 		}
+		for _, n := range tv.Nodes {
+			if n.Name != AdminHostname && n.Name != "" && n.IP != "" {
+				fmt.Fprintf(w, "  a shell on nat-%s: %s exec admin -- ssh root@%s   (tailscale SSH: admins only, no key)\n", n.Name, labCmd(st.Name), n.IP)
+				break
+			}
+		}
 	}
 	if st.Echo != "" {
 		fmt.Fprintf(w, "\ninternet: an echo server at %s (namespace inet) answers with the address it sees.\n", st.Echo)

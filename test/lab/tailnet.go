@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/headnat/headnat/policy"
@@ -384,6 +386,39 @@ func (l *Lab) AdminCurl(ctx context.Context, url string, timeout time.Duration) 
 		return "", errNoTailnet
 	}
 	return l.get(ctx, l.Admin.Name, url, timeout, 64<<10)
+}
+
+// SSH runs the OpenSSH client (`ssh`, Debian's openssh-client) in namespace nsName, as
+// `ssh root@addr command` would: no key, no known hosts, BatchMode, bounded by timeout. It
+// returns the combined output without surrounding space. Over the tailnet, tailscaled's SSH
+// server answers (tailnet.ssh) if headscale's policy lets the caller in.
+func (l *Lab) SSH(ctx context.Context, nsName string, addr netip.Addr, command string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsName, "ssh", "-F", "/dev/null",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@"+addr.String(), command)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + l.dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("ssh root@%s in %s: %w", addr, nsName, err)
+	}
+	return strings.TrimSpace(string(out)), err
+}
+
+// TailnetIP returns a NAT's tailnet IPv4 as headscale lists it.
+func (l *Lab) TailnetIP(ctx context.Context, nat string) (netip.Addr, error) {
+	nodes, err := l.TailnetNodes(ctx)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, n := range nodes {
+		if n.Name == nat && n.IP != "" {
+			return netip.ParseAddr(n.IP)
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("nat-%s has no tailnet address", nat)
 }
 
 // TailnetNode is one node of the lab's tailnet as headscale lists it.

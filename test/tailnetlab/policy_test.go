@@ -34,6 +34,7 @@ func TestPolicyAcceptedByHeadscale(t *testing.T) {
 		"several":         {Admins: []string{"admin@", "alice@"}, VPCCIDRs: pfx("198.18.0.0/16", "198.19.0.0/16"), ExtraRoutes: pfx("203.0.113.0/24")},
 		"custom names":    {Admins: []string{"alice@"}, AdminGroup: "group:ops", NATTag: "tag:router", AgentPort: 9100, VPCCIDRs: pfx("198.18.0.0/16")},
 		"user tag owners": {Admins: []string{"alice@"}, TagOwners: []string{"admin@", "group:admins"}, VPCCIDRs: pfx("198.18.0.0/16")},
+		"no ssh":          {Admins: []string{"admin@"}, VPCCIDRs: pfx("198.18.0.0/16"), NoSSH: true},
 	}
 	for name, p := range variants {
 		b, err := policy.Render(p)
