@@ -59,9 +59,10 @@ func boot(t *testing.T, root, nsName string) *booted {
 	machine := "hn-boot-" + hex.EncodeToString(b)
 	bt := &booted{root: root, log: &bytes.Buffer{}, done: make(chan struct{})}
 	// --keep-unit and --register=no: this machine has no systemd of its own to ask for a scope.
-	// CAP_NET_ADMIN: nspawn keeps it only for a network namespace of its own making.
+	// CAP_NET_ADMIN: nspawn keeps it only for a network namespace of its own making. The TUN
+	// device is tailscaled's.
 	bt.cmd = exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory", root, "--machine", machine,
-		"--register=no", "--keep-unit", "--console=pipe", "--capability=CAP_NET_ADMIN", "--network-namespace-path=/run/netns/"+nsName)
+		"--register=no", "--keep-unit", "--console=pipe", "--capability=CAP_NET_ADMIN", "--bind=/dev/net/tun", "--network-namespace-path=/run/netns/"+nsName)
 	// /proc/sys/net writable in the container, as nspawn does for a network namespace of its
 	// own: the unit's ProtectKernelTunables= and ReadWritePaths= decide from there.
 	bt.cmd.Env = append(os.Environ(), "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network")
@@ -227,7 +228,7 @@ func TestBootedImageServesAsNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l := lab.ForTest(t, lab.Options{FailbackAfter: 3 * time.Second}, lab.TestOptions{})
+	l := lab.ForTest(t, lab.Options{FailbackAfter: 3 * time.Second, Tailnet: true}, lab.TestOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s, err := l.LaunchWith(ctx, "a", lab.LaunchOptions{NoAgent: true})
@@ -246,6 +247,11 @@ func TestBootedImageServesAsNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(root, "etc/systemd/system/headnat.service.d/lab.conf"), dropIn, 0o644)
+	// The lab's DERP relay (headscale's) speaks plain HTTP.
+	if err := os.MkdirAll(filepath.Join(root, "etc/systemd/system/tailscaled.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "etc/systemd/system/tailscaled.service.d/lab.conf"), "[Service]\nEnvironment=TS_DEBUG_USE_DERP_HTTP=1\n", 0o644)
 
 	bt := boot(t, root, s.NAT.Name)
 	t.Cleanup(func() {
@@ -263,9 +269,11 @@ func TestBootedImageServesAsNAT(t *testing.T) {
 		t.Error("sshd runs on the booted image")
 	}
 
-	// What cloud-init does with the CDK's user data: write the configuration, restart the agent.
+	// What cloud-init does with the CDK's user data (cdk/natfleet.AgentConfig's keys): write the
+	// configuration, restart the agent.
 	const failback = 4 * time.Second
-	cmds, err := config.UserDataCommands(fmt.Sprintf("cluster: %q\nfailback_after: %s\n", lab.Cluster, failback))
+	cmds, err := config.UserDataCommands(fmt.Sprintf("cluster: %q\nfailback_after: %s\ntailnet:\n  login_server: %q\n  auth_key_ssm_parameter: %q\n",
+		lab.Cluster, failback, lab.TailnetLoginServer(), lab.TailnetAuthKeyParameter))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +327,25 @@ func TestBootedImageServesAsNAT(t *testing.T) {
 		}
 	}
 	t.Logf("the booted agent: pid %d, VmHWM %s, VmRSS %s", pid, ps["VmHWM"], ps["VmRSS"])
+
+	// An admin gets a root shell on the booted instance through the tailnet (tailscale SSH).
+	if tn := st.Self.Tailnet; tn == nil || tn.Backend != "Running" || !tn.Approved || !tn.SSH {
+		t.Errorf("the booted agent's tailnet: %+v", tn)
+	}
+	tip, err := l.TailnetIP(ctx, s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "root\n" + Release + "\nactive"
+	var out string
+	var sshErr error
+	ok, err = lab.Poll(ctx, time.Minute, time.Second, func() bool {
+		out, sshErr = l.SSH(ctx, l.Admin.Name, tip, "id -un; . /etc/os-release; echo $VERSION_CODENAME; systemctl is-active headnat.service", 15*time.Second)
+		return sshErr == nil && out == want
+	})
+	if !ok || err != nil {
+		t.Errorf("ssh root@%s (nat-%s, over the tailnet) = %q, %v; want %q", tip, s.Name, out, sshErr, want)
+	}
 
 	// Its AZ's NAT dies: the booted instance takes the table and the private host's traffic.
 	home := l.MustSite("a")

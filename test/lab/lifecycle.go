@@ -33,8 +33,9 @@ func (l *Lab) Launch(ctx context.Context, az string) (*Site, error) {
 type LaunchOptions struct {
 	BreakEgress bool     // the NAT's egress is broken (BreakEgress) before its agent starts
 	AgentEnv    []string // added to the agent's environment (see StartAgent)
-	// NoAgent leaves the agent to the caller, e.g. an image of the AMI booted in the NAT's
-	// namespace (test/ami).
+	// NoAgent leaves the agent and tailscaled to the caller, e.g. an image of the AMI booted
+	// in the NAT's namespace (test/ami); with a tailnet, headscale is at TailnetLoginServer
+	// there.
 	NoAgent bool
 }
 
@@ -49,7 +50,7 @@ func (l *Lab) LaunchWith(ctx context.Context, az string, o LaunchOptions) (*Site
 	if err != nil {
 		return nil, fmt.Errorf("launch in AZ %s: %w", az, err)
 	}
-	if err := l.buildLaunched(ctx, s); err != nil {
+	if err := l.buildLaunched(ctx, s, !o.NoAgent); err != nil {
 		if terr := l.teardown(s); terr != nil {
 			l.log.Warn("clean up a failed launch", "nat", s.Name, "err", terr)
 		}
@@ -103,8 +104,9 @@ func (l *Lab) newLaunch(az string) (*Site, error) {
 	return s, nil
 }
 
-// buildLaunched builds everything of a new NAT but its agent; s is not published yet.
-func (l *Lab) buildLaunched(ctx context.Context, s *Site) error {
+// buildLaunched builds everything of a new NAT but its agent, and its tailscaled only if
+// tailscaled is set; s is not published yet.
+func (l *Lab) buildLaunched(ctx context.Context, s *Site, tailscaled bool) error {
 	var err error
 	if s.NAT, err = l.addNS("nat-" + s.Name); err != nil {
 		return err
@@ -127,10 +129,11 @@ func (l *Lab) buildLaunched(ctx context.Context, s *Site) error {
 	if err := l.startIMDS(ctx, s); err != nil {
 		return fmt.Errorf("imds: %w", err)
 	}
-	if l.tn != nil {
-		if err := l.startTailscaledIn(ctx, s.Name, s.NAT); err != nil {
-			return err
-		}
+	switch {
+	case l.tn != nil && tailscaled:
+		return l.startTailscaledIn(ctx, s.Name, s.NAT)
+	case l.tn != nil:
+		return l.startForwarder(s.Name, s.NAT)
 	}
 	return nil
 }

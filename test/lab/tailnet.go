@@ -191,21 +191,10 @@ func (l *Lab) startTailscaled(ctx context.Context, node string) error {
 
 // startTailscaledIn is startTailscaled in a given namespace (a NAT being launched).
 func (l *Lab) startTailscaledIn(ctx context.Context, node string, ns *netns.NS) error {
-	tn := l.tn
-	tn.mu.Lock()
-	_, started := tn.fwds[node]
-	tn.mu.Unlock()
-	if !started {
-		f, err := tailnetlab.ForwardWithLog(ns, HeadscalePort, net.JoinHostPort(HeadscaleAddr, strconv.Itoa(HeadscalePort)),
-			filepath.Join(l.dir, "forwarder-"+node+".log"))
-		if err != nil {
-			return fmt.Errorf("forwarder to headscale in %s: %w", node, err)
-		}
-		tn.mu.Lock()
-		tn.fwds[node] = f
-		tn.mu.Unlock()
-		l.recordPid("forwarder-"+node, f.Pid())
+	if err := l.startForwarder(node, ns); err != nil {
+		return err
 	}
+	tn := l.tn
 	ts, err := tailnetlab.StartTailscaled(ctx, ns, tailnetlab.TailscaledOptions{
 		Bin: filepath.Dir(l.bin), Dir: l.tailscaledDir(node), Port: TailnetUDPPort,
 	})
@@ -218,6 +207,30 @@ func (l *Lab) startTailscaledIn(ctx context.Context, node string, ns *netns.NS) 
 	l.recordPid("tailscaled-"+node, ts.Pid())
 	return nil
 }
+
+// startForwarder makes headscale reachable at TailnetLoginServer inside ns, once per node.
+func (l *Lab) startForwarder(node string, ns *netns.NS) error {
+	tn := l.tn
+	tn.mu.Lock()
+	_, started := tn.fwds[node]
+	tn.mu.Unlock()
+	if started {
+		return nil
+	}
+	f, err := tailnetlab.ForwardWithLog(ns, HeadscalePort, net.JoinHostPort(HeadscaleAddr, strconv.Itoa(HeadscalePort)),
+		filepath.Join(l.dir, "forwarder-"+node+".log"))
+	if err != nil {
+		return fmt.Errorf("forwarder to headscale in %s: %w", node, err)
+	}
+	tn.mu.Lock()
+	tn.fwds[node] = f
+	tn.mu.Unlock()
+	l.recordPid("forwarder-"+node, f.Pid())
+	return nil
+}
+
+// TailnetLoginServer is headscale's URL as the NATs' tailscaled reach it, in their namespaces.
+func TailnetLoginServer() string { return nodeLogin }
 
 func (tn *tailnet) node(name string) *tailnetlab.Tailscaled {
 	tn.mu.Lock()
