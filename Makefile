@@ -14,7 +14,7 @@ DEB_NEEDS := iptables:iptables ip:iproute2 conntrack:conntrack iperf3:iperf3 soc
 	debootstrap:debootstrap zstd:zstd shellcheck:shellcheck qemu-aarch64-static:qemu-user-static \
 	systemd-nspawn:systemd-container nsenter:util-linux
 
-.PHONY: all build deps tools packer ami ami-bins ami-validate test-arm64 test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap cost bench-dataplane bench-failover bench-tailnet bench-lifecycle bench-footprint clean
+.PHONY: all build deps tools packer ami ami-base ami-bins ami-validate test-arm64 test test-unit test-cdk vet lab cdk-deps synth diff deploy bootstrap cost bench-dataplane bench-failover bench-tailnet bench-lifecycle bench-footprint clean
 
 all: build
 
@@ -80,6 +80,11 @@ ami-validate: packer
 vet:
 	$(GO) vet ./...
 
+# The Debian 13 tree test/ami provisions and boots: made once with debootstrap, then cached in
+# /var/cache/headnat. make test makes it beside the Go builds (download against compile).
+ami-base: deps
+	$(GO) run ./test/ami/cmd/ami-base
+
 # The pinned tools build beside the agent (their downloads overlap its compile). The two long
 # end-to-end packages are named first so that go test builds and starts them first; four
 # packages run at a time, since the long ones mostly wait on namespaces and timers. The
@@ -88,7 +93,7 @@ vet:
 LONG_TESTS := ./test/labtailnet/ ./test/lab/
 ALONE_TESTS := ./test/lablifecycle/
 test: deps
-	$(MAKE) -j2 tools build
+	$(MAKE) -j3 tools build ami-base
 	$(MAKE) vet
 	$(MAKE) ami-validate test-arm64
 	$(MAKE) test-cdk

@@ -17,14 +17,6 @@ import (
 
 var repo = filepath.Join("..", "..")
 
-// CacheDir holds the debootstrap tarball between runs (HEADNAT_CACHE overrides it).
-func CacheDir() string {
-	if d := os.Getenv("HEADNAT_CACHE"); d != "" {
-		return d
-	}
-	return "/var/cache/headnat"
-}
-
 func requireTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {

@@ -95,6 +95,14 @@ func AptMirror() (string, error) {
 	return "", fmt.Errorf("no Debian mirror in /etc/apt/sources.list*; set HEADNAT_DEBIAN_MIRROR")
 }
 
+// CacheDir holds the debootstrap tarball between runs (HEADNAT_CACHE overrides it).
+func CacheDir() string {
+	if d := os.Getenv("HEADNAT_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/headnat"
+}
+
 // EnsureBase returns the cached base tarball, making it with debootstrap first if needed.
 // made reports whether it was made now.
 func EnsureBase(cacheDir string, logw io.Writer) (path string, made bool, err error) {
