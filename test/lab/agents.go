@@ -9,16 +9,10 @@ import (
 	"time"
 )
 
-// The lab runs each NAT's agent as the AMI's systemd unit does (Restart=always, RestartSec=1):
-// an agent that exits, crashes or is SIGKILLed is started again after Options.RestartDelay,
-// with the start limit of systemd's defaults (5 starts within 10s, then it gives up). StopAgent
-// is `systemctl stop`: the agent stays down until StartAgent (or Revive).
-
-// Start limit, systemd's defaults (StartLimitBurst, StartLimitIntervalSec).
-const (
-	startLimitBurst    = 5
-	startLimitInterval = 10 * time.Second
-)
+// The lab runs each NAT's agent as the AMI's systemd unit does (Restart=always, RestartSec=1,
+// StartLimitIntervalSec=0): an agent that exits, crashes or is SIGKILLed is started again after
+// Options.RestartDelay, however often. StopAgent is `systemctl stop`: the agent stays down until
+// StartAgent (or Revive).
 
 // agentSlot is one NAT's agent "unit": its current process and whether it is restarted.
 type agentSlot struct {
@@ -27,8 +21,7 @@ type agentSlot struct {
 	env      []string // extra environment of the last StartAgent, kept across restarts
 	restart  bool     // started and not stopped: restart the agent when it exits
 	restarts int      // restarts by the lab so far
-	starts   []time.Time
-	failed   string // why the lab gave up restarting
+	failed   string   // why the lab could not restart it
 }
 
 // Agent states (AgentProc.State).
@@ -36,7 +29,7 @@ const (
 	ProcRunning    = "running"
 	ProcRestarting = "restarting" // exited; the lab starts it again after RestartDelay
 	ProcStopped    = "stopped"    // stopped (StopAgent, Kill) or never started
-	ProcFailed     = "failed"     // restarted too often; see AgentProc.Failed
+	ProcFailed     = "failed"     // could not be started again; see AgentProc.Failed
 )
 
 // AgentProc is a NAT's agent process as the lab runs it.
@@ -109,7 +102,7 @@ func (l *Lab) StartAgent(site string, extraEnv ...string) error {
 			return fmt.Errorf("agent %s already running (pid %d)", s.Name, a.p.pid())
 		}
 	}
-	a.env, a.starts, a.failed = extraEnv, nil, ""
+	a.env, a.failed = extraEnv, ""
 	l.mu.Unlock()
 	return l.launch(s, a, false)
 }
@@ -132,7 +125,6 @@ func (l *Lab) launch(s *Site, a *agentSlot, restart bool) error {
 	now := time.Now()
 	l.mu.Lock()
 	a.p, a.started, a.restart = p, now, !l.opts.NoRestart
-	a.starts = append(a.starts, now)
 	if restart {
 		a.restarts++
 	}
@@ -144,7 +136,7 @@ func (l *Lab) launch(s *Site, a *agentSlot, restart bool) error {
 }
 
 // superviseAgent starts the agent again RestartDelay after p exits, unless it was stopped or
-// replaced meanwhile, or it hit the start limit.
+// replaced meanwhile.
 func (l *Lab) superviseAgent(s *Site, a *agentSlot, p *proc) {
 	select {
 	case <-p.done:
@@ -170,18 +162,6 @@ func (l *Lab) superviseAgent(s *Site, a *agentSlot, p *proc) {
 	defer l.agentMu.Unlock()
 	l.mu.Lock()
 	ok = current()
-	var recent []time.Time
-	for _, st := range a.starts {
-		if time.Since(st) < startLimitInterval {
-			recent = append(recent, st)
-		}
-	}
-	a.starts = recent
-	if ok && len(recent) >= startLimitBurst {
-		a.restart, ok = false, false
-		a.failed = fmt.Sprintf("start limit hit: %d starts within %s", len(recent), startLimitInterval)
-		l.log.Warn("agent not restarted", "nat", s.Name, "why", a.failed)
-	}
 	l.mu.Unlock()
 	if !ok {
 		return

@@ -82,7 +82,7 @@ type Options struct {
 	NATsPerAZ int
 	NATs      map[string]int
 	// An agent that exits is started again after RestartDelay (default 1s), as the AMI's
-	// systemd unit does (Restart=always, RestartSec=1), at most 5 starts in 10s. NoRestart
+	// systemd unit does (Restart=always, RestartSec=1, StartLimitIntervalSec=0). NoRestart
 	// turns that off. StopAgent and Kill stop an agent for good (until StartAgent or Revive).
 	NoRestart    bool
 	RestartDelay time.Duration
