@@ -218,7 +218,7 @@ func labEndpoints(env []string) []string {
 // the table over before the agent exits.
 func TestBootedImageServesAsNAT(t *testing.T) {
 	requireTools(t, "systemd-nspawn", "nsenter")
-	p := provision(t)
+	p := provision(t, false)
 	root, err := filepath.EvalSymlinks(p.root)
 	if err != nil {
 		t.Fatal(err)
