@@ -131,10 +131,12 @@ func TestRestartingHomePeerDoesNotHoldTable(t *testing.T) {
 	if err := l.StopAgent(a.Name, syscall.SIGKILL, 0); err != nil {
 		t.Fatal(err)
 	}
+	// Before Kill: it returns once nat-b's agent and tailscaled are reaped, which on a loaded
+	// machine can be after nat-a2 has already seen the link go down and decided.
+	dead := time.Now()
 	if err := l.Kill(b.Name); err != nil {
 		t.Fatal(err)
 	}
-	dead := time.Now()
 
 	reasons := map[string]bool{} // what nat-a2 said about private-a's owner meanwhile
 	err := waitFor(grace+10*time.Second, func() bool {
