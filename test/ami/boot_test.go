@@ -213,9 +213,10 @@ func labEndpoints(env []string) []string {
 
 // A new NAT instance boots the AMI (its provisioned tree, booted by the Debian 13 systemd it
 // ships): the units start the agent under its hardening, the user data's configuration
-// replaces the default, the agent makes the instance a NAT and only then completes the launch
-// hook; it forwards the private subnet's traffic when it takes a table, and a poweroff hands
-// the table over before the agent exits.
+// replaces the default, the agent completes the launch hook with the instance a NAT, its
+// tailscaled joins the tailnet and an admin gets a shell through tailscale SSH; it forwards the
+// private subnet's traffic when it takes a table, and a poweroff hands the table over before
+// the agent exits.
 func TestBootedImageServesAsNAT(t *testing.T) {
 	requireTools(t, "systemd-nspawn", "nsenter")
 	p := provision(t, false)
