@@ -159,9 +159,6 @@ func (f *FakeLocalClient) Start(ctx context.Context, o ipn.Options) error {
 	if f.StartErr != nil {
 		return f.StartErr
 	}
-	if o.UpdatePrefs != nil && o.UpdatePrefs.RunSSH && f.SSHRefused != "" {
-		return errors.New(f.SSHRefused)
-	}
 	if o.UpdatePrefs != nil {
 		persist := f.Prefs.Persist
 		f.Prefs = *o.UpdatePrefs.Clone()

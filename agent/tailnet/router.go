@@ -373,7 +373,6 @@ func drift(p *ipn.Prefs, d Desired) (*ipn.MaskedPrefs, []string) {
 		mp.WantRunningSet = true
 		what = append(what, "want-running")
 	}
-
 	if p.NetfilterMode != preftype.NetfilterOff {
 		mp.NetfilterModeSet = true
 		what = append(what, "netfilter-mode")
